@@ -1,0 +1,251 @@
+"""Train the VAE on MNIST with dynamic binarization; keep the best checkpoint by validation ELBO.
+
+    vae-train --epochs 100 --out runs/mlp            # or: python -m model.train ...
+    vae-train --resume runs/mlp/last.pt              # carry on where a run stopped
+
+Writes into --out: last.pt and best.pt (weights, optimizer, config, epoch), metrics.jsonl
+(one line per epoch) and, with matplotlib installed, the plots of model/plots.py.
+Ctrl-C saves last.pt before leaving, so a run can always be resumed.
+"""
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from model.data import binarize, fixed_binarization, load_mnist, split_train_val, to_unit
+from model.vae import VAE, VAEConfig, elbo_terms, training_loss
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    model: VAEConfig = field(default_factory=VAEConfig)
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 1e-3
+    min_lr: float = 1e-5  # cosine schedule from lr down to min_lr over the run
+    iw_samples: int = 1  # k: 1 trains on the ELBO, k > 1 on the IWAE bound
+    kl_warmup_epochs: int = 10  # KL weight grows linearly from 0 to 1 (0: no warm-up)
+    val_size: int = 5000
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 1  # torch intra-op threads on CPU
+    data_dir: str | None = None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def kl_weight(cfg: TrainConfig, epoch: int, step: int, steps_per_epoch: int) -> float:
+    if cfg.kl_warmup_epochs <= 0:
+        return 1.0
+    return min(1.0, (epoch + step / steps_per_epoch) / cfg.kl_warmup_epochs)
+
+
+def lr_at(cfg: TrainConfig, progress: float) -> float:
+    """Cosine decay from lr to min_lr as progress goes from 0 to 1."""
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+@torch.no_grad()
+def evaluate_elbo(model: VAE, x: torch.Tensor, batch_size: int = 1000) -> dict[str, float]:
+    """Mean ELBO, reconstruction term and KL (nats) of a fixed-binarized set."""
+    model.eval()
+    totals = torch.zeros(2)
+    for batch in x.split(batch_size):
+        recon, kl = elbo_terms(model, batch)
+        totals += torch.stack([recon.sum(), kl.sum()]).cpu()
+    recon, kl = (totals / len(x)).tolist()
+    return {"elbo": recon - kl, "recon": recon, "kl": kl}
+
+
+def train_epoch(
+    model: VAE,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    cfg: TrainConfig,
+    epoch: int,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """One pass over `x` (intensities, on the device), binarized afresh."""
+    model.train()
+    batches = x[torch.randperm(len(x), generator=generator)].split(cfg.batch_size)
+    sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
+    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True)
+    for step, batch in enumerate(bar):
+        progress = (epoch + step / len(batches)) / cfg.epochs
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(cfg, progress)
+        beta = kl_weight(cfg, epoch, step, len(batches))
+        parts = training_loss(model, binarize(batch), k=cfg.iw_samples, beta=beta)
+        optimizer.zero_grad(set_to_none=True)
+        parts["loss"].backward()
+        optimizer.step()
+        for name in sums:
+            sums[name] += parts[name].item() * len(batch)
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{parts['loss'].item():.2f}", kl=f"{parts['kl'].item():.2f}")
+    return {name: value / len(x) for name, value in sums.items()}
+
+
+def save_checkpoint(path: Path, model: VAE, optimizer, cfg: TrainConfig, epoch: int, best: float):
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "config": dataclasses.asdict(cfg),
+        "epoch": epoch,
+        "best_val_elbo": best,
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # never leaves a half-written checkpoint behind
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+    d = dict(d)
+    d["model"] = VAEConfig(**d["model"])
+    return TrainConfig(**d)
+
+
+def load_checkpoint(path: str | Path) -> tuple[VAE, dict]:
+    """Rebuild the model from a checkpoint alone (its config travels with the weights)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model = VAE(VAEConfig(**state["config"]["model"]))
+    model.load_state_dict(state["model"])
+    return model, state
+
+
+def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
+    """Run the training loop; returns the path of the best checkpoint."""
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    out.mkdir(parents=True, exist_ok=True)
+
+    images, labels = load_mnist("train", cfg.data_dir)
+    (train_images, _), (val_images, _) = split_train_val(images, labels, cfg.val_size, cfg.seed)
+    x_train = to_unit(train_images).to(device)
+    x_val = fixed_binarization(to_unit(val_images), cfg.seed).to(device)
+
+    model = VAE(cfg.model).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    start, best = 0, -math.inf
+    if resume is not None:
+        state = torch.load(resume, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, best = state["epoch"] + 1, state["best_val_elbo"]
+        log.info("resumed from %s at epoch %d (best val ELBO %.2f)", resume, start, best)
+    generator = torch.Generator().manual_seed(cfg.seed + start)
+    (out / "config.json").write_text(json.dumps(run_info(cfg, device), indent=2))
+
+    epoch = start - 1
+    try:
+        for epoch in range(start, cfg.epochs):
+            t0 = time.perf_counter()
+            train_stats = train_epoch(model, optimizer, x_train, cfg, epoch, generator)
+            val = evaluate_elbo(model, x_val)
+            seconds = time.perf_counter() - t0
+            record = {
+                "epoch": epoch + 1,
+                **{f"train_{k}": v for k, v in train_stats.items()},
+                **{f"val_{k}": v for k, v in val.items()},
+                "lr": optimizer.param_groups[0]["lr"],
+                "seconds": seconds,
+                "images_per_second": len(x_train) / seconds,
+            }
+            with open(out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            if val["elbo"] > best:
+                best = val["elbo"]
+                save_checkpoint(out / "best.pt", model, optimizer, cfg, epoch, best)
+            save_checkpoint(out / "last.pt", model, optimizer, cfg, epoch, best)
+            tqdm.write(
+                f"epoch {epoch + 1}: train loss {train_stats['loss']:.2f}  "
+                f"val ELBO {val['elbo']:.2f} (KL {val['kl']:.2f})  {seconds:.0f}s"
+            )
+    except KeyboardInterrupt:
+        save_checkpoint(out / "last.pt", model, optimizer, cfg, max(epoch - 1, start - 1), best)
+        log.warning("interrupted: saved %s; resume with --resume", out / "last.pt")
+        raise
+    return out / "best.pt"
+
+
+def run_info(cfg: TrainConfig, device: torch.device) -> dict:
+    return {
+        "config": dataclasses.asdict(cfg),
+        "command": " ".join(["vae-train", *sys.argv[1:]]),
+        "device": str(device),
+        "hardware": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, Path | None, bool]:
+    d, m = TrainConfig(), VAEConfig()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--out", default="runs/vae", help="run directory (default: runs/vae)")
+    p.add_argument("--resume", default=None, help="checkpoint to resume from (e.g. runs/x/last.pt)")
+    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR)")
+    p.add_argument("--arch", default=m.arch, choices=["mlp", "conv"], help="default: %(default)s")
+    p.add_argument("--latent-dim", type=int, default=m.latent_dim, help="default: %(default)s")
+    p.add_argument("--hidden", type=int, nargs="+", default=m.hidden, help="default: %(default)s")
+    p.add_argument("--channels", type=int, nargs=2, default=m.channels, help="default: %(default)s")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="default: %(default)s")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="default: %(default)s")
+    p.add_argument("--lr", type=float, default=d.lr, help="default: %(default)s")
+    p.add_argument("--min-lr", type=float, default=d.min_lr, help="default: %(default)s")
+    p.add_argument("--iw-samples", type=int, default=d.iw_samples, help="default: %(default)s")
+    p.add_argument(
+        "--kl-warmup-epochs", type=int, default=d.kl_warmup_epochs, help="default: %(default)s"
+    )
+    p.add_argument("--val-size", type=int, default=d.val_size, help="default: %(default)s")
+    p.add_argument("--seed", type=int, default=d.seed, help="default: %(default)s")
+    p.add_argument("--device", default=d.device, help="auto|cpu|cuda|cuda:N (default: auto)")
+    p.add_argument("--threads", type=int, default=d.threads, help="default: %(default)s")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots at the end")
+    a = p.parse_args(argv)
+    model_cfg = VAEConfig(a.arch, a.latent_dim, a.hidden, a.channels)
+    cfg = TrainConfig(
+        model_cfg, a.epochs, a.batch_size, a.lr, a.min_lr, a.iw_samples,
+        a.kl_warmup_epochs, a.val_size, a.seed, a.device, a.threads, a.data_dir,
+    )  # fmt: skip
+    if a.resume:  # the checkpoint's own config wins, except for the length of the run
+        state = torch.load(a.resume, map_location="cpu", weights_only=True)
+        cfg = dataclasses.replace(config_from_dict(state["config"]), epochs=a.epochs)
+    return cfg, Path(a.out), Path(a.resume) if a.resume else None, not a.no_plots
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cfg, out, resume, plots = parse_args(argv)
+    try:
+        best = train(cfg, out, resume)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    log.info("best checkpoint: %s", best)
+    if plots:
+        from model.plots import plot_run
+
+        plot_run(out, best, cfg.data_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""The VAE (Kingma & Welling 2014): a diagonal-Gaussian encoder q(z|x), a Bernoulli decoder
+p(x|z) and a standard-normal prior p(z), with the bounds used to train and evaluate it.
+
+Every quantity is in nats per image. The module is scriptable: `torch.jit.script(VAE(cfg))`
+keeps `encode`, `decode`, `decode_logits`, `reconstruct` and `sample`, which is the whole
+contract the service relies on (see model/export.py).
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+IMAGE_SHAPE = (1, 28, 28)
+N_PIXELS = 28 * 28
+LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass
+class VAEConfig:
+    arch: str = "mlp"  # "mlp": fully connected; "conv": strided convolutions
+    latent_dim: int = 32  # D, size of z
+    hidden: list[int] = field(default_factory=lambda: [512, 512])  # MLP widths (decoder mirrors)
+    channels: list[int] = field(default_factory=lambda: [32, 64])  # conv widths, 28->14->7
+    conv_hidden: int = 512  # width of the dense layer after the convolutions
+
+
+def mlp(sizes: list[int], final_activation: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(n_in, n_out))
+        if final_activation or i < len(sizes) - 2:
+            layers.append(nn.GELU())
+    return nn.Sequential(*layers)
+
+
+def build_encoder(cfg: VAEConfig) -> nn.Module:
+    """x (N, 1, 28, 28) -> features (N, F); a linear head then gives mu and log sigma."""
+    if cfg.arch == "mlp":
+        return nn.Sequential(nn.Flatten(), mlp([N_PIXELS, *cfg.hidden], final_activation=True))
+    if cfg.arch == "conv":
+        c1, c2 = cfg.channels
+        return nn.Sequential(
+            nn.Conv2d(1, c1, 4, stride=2, padding=1),  # (N, c1, 14, 14)
+            nn.GELU(),
+            nn.Conv2d(c1, c2, 4, stride=2, padding=1),  # (N, c2, 7, 7)
+            nn.GELU(),
+            nn.Flatten(),
+            nn.Linear(c2 * 7 * 7, cfg.conv_hidden),
+            nn.GELU(),
+        )
+    raise ValueError(f"unknown arch {cfg.arch!r} (expected 'mlp' or 'conv')")
+
+
+def build_decoder(cfg: VAEConfig) -> nn.Module:
+    """z (N, D) -> Bernoulli logits (N, 1, 28, 28)."""
+    if cfg.arch == "mlp":
+        sizes = [cfg.latent_dim, *reversed(cfg.hidden), N_PIXELS]
+        return nn.Sequential(mlp(sizes, final_activation=False), nn.Unflatten(1, IMAGE_SHAPE))
+    if cfg.arch == "conv":
+        c1, c2 = cfg.channels
+        return nn.Sequential(
+            nn.Linear(cfg.latent_dim, cfg.conv_hidden),
+            nn.GELU(),
+            nn.Linear(cfg.conv_hidden, c2 * 7 * 7),
+            nn.GELU(),
+            nn.Unflatten(1, (c2, 7, 7)),
+            nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1),  # (N, c1, 14, 14)
+            nn.GELU(),
+            nn.ConvTranspose2d(c1, 1, 4, stride=2, padding=1),  # (N, 1, 28, 28)
+        )
+    raise ValueError(f"unknown arch {cfg.arch!r} (expected 'mlp' or 'conv')")
+
+
+def encoder_width(cfg: VAEConfig) -> int:
+    return cfg.hidden[-1] if cfg.arch == "mlp" else cfg.conv_hidden
+
+
+class VAE(nn.Module):
+    latent_dim: int
+
+    def __init__(self, cfg: VAEConfig) -> None:
+        super().__init__()
+        self.latent_dim = cfg.latent_dim
+        self.encoder = build_encoder(cfg)
+        self.to_params = nn.Linear(encoder_width(cfg), 2 * cfg.latent_dim)  # -> (mu, log sigma)
+        self.decoder = build_decoder(cfg)
+        # Marks the module's device so that `sample` draws z where the weights are.
+        self.register_buffer("device_marker", torch.zeros(()), persistent=False)
+
+    @torch.jit.export
+    def encode_params(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """x (N, 1, 28, 28) in [0, 1] -> mu (N, D), log sigma (N, D)."""
+        mu, log_sigma = self.to_params(self.encoder(x)).chunk(2, dim=-1)
+        return mu, log_sigma.clamp(-12.0, 6.0)  # keeps exp() finite on out-of-distribution input
+
+    @torch.jit.export
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """x (N, 1, 28, 28) in [0, 1] -> mu (N, D), sigma (N, D) > 0 of q(z|x)."""
+        mu, log_sigma = self.encode_params(x)
+        return mu, log_sigma.exp()
+
+    @torch.jit.export
+    def decode_logits(self, z: Tensor) -> Tensor:
+        """z (N, D) -> Bernoulli logits (N, 1, 28, 28)."""
+        return self.decoder(z)
+
+    @torch.jit.export
+    def decode(self, z: Tensor) -> Tensor:
+        """z (N, D) -> pixel probabilities (N, 1, 28, 28) in [0, 1]."""
+        return torch.sigmoid(self.decoder(z))
+
+    @torch.jit.export
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """The decoded mean of q(z|x): a deterministic reconstruction."""
+        mu, _ = self.encode_params(x)
+        return self.decode(mu)
+
+    @torch.jit.export
+    def sample(self, n: int, temperature: float = 1.0) -> Tensor:
+        """n images decoded from z ~ N(0, temperature^2 I)."""
+        z = torch.randn(n, self.latent_dim, device=self.device_marker.device)
+        return self.decode(z * temperature)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One reparameterized pass: (logits of p(x|z), mu, log sigma)."""
+        mu, log_sigma = self.encode_params(x)
+        z = reparameterize(mu, log_sigma)
+        return self.decode_logits(z), mu, log_sigma
+
+
+def reparameterize(mu: Tensor, log_sigma: Tensor) -> Tensor:
+    """z = mu + sigma * eps, eps ~ N(0, I): a sample whose gradient reaches mu and sigma."""
+    return mu + log_sigma.exp() * torch.randn_like(mu)
+
+
+def reparameterize_k(mu: Tensor, log_sigma: Tensor, k: int) -> Tensor:
+    """k reparameterized samples per image: (N, D) -> (k, N, D)."""
+    return reparameterize(mu.expand(k, *mu.shape), log_sigma.expand(k, *log_sigma.shape))
+
+
+def bernoulli_log_likelihood(logits: Tensor, x: Tensor) -> Tensor:
+    """log p(x|z) summed over pixels: (..., 1, 28, 28) -> (...)."""
+    return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(
+        dim=(-3, -2, -1)
+    )
+
+
+def gaussian_kl(mu: Tensor, log_sigma: Tensor) -> Tensor:
+    """KL(N(mu, sigma^2) || N(0, I)) in closed form, summed over D: (N, D) -> (N,)."""
+    return 0.5 * (mu.pow(2) + (2 * log_sigma).exp() - 1 - 2 * log_sigma).sum(dim=-1)
+
+
+def gaussian_log_density(z: Tensor, mu: Tensor, log_sigma: Tensor) -> Tensor:
+    """log N(z; mu, sigma^2 I) summed over the last dimension."""
+    return (-0.5 * ((z - mu) / log_sigma.exp()).pow(2) - log_sigma - 0.5 * LOG_2PI).sum(dim=-1)
+
+
+def elbo_terms(model: VAE, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-image reconstruction term E_q[log p(x|z)] (one sample) and KL, each (N,)."""
+    logits, mu, log_sigma = model(x)
+    return bernoulli_log_likelihood(logits, x), gaussian_kl(mu, log_sigma)
+
+
+def iwae_log_weights(model, x: Tensor, k: int) -> Tensor:
+    """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for k samples per image: (k, N).
+
+    `model` is anything with `encode` and `decode_logits` (the eager VAE or the
+    exported TorchScript module), so the shipped file can be evaluated directly.
+    """
+    mu, sigma = model.encode(x)
+    log_sigma = sigma.log()
+    z = reparameterize_k(mu, log_sigma, k)  # (k, N, D)
+    logits = model.decode_logits(z.flatten(0, 1)).unflatten(0, (k, x.shape[0]))
+    log_px_z = bernoulli_log_likelihood(logits, x)
+    log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
+    log_qz_x = gaussian_log_density(z, mu, log_sigma)
+    return log_px_z + log_pz - log_qz_x
+
+
+def iwae_bound(log_w: Tensor) -> Tensor:
+    """log (1/K) sum_k w_k per image (Burda et al. 2015): (K, N) -> (N,). K=1 is the ELBO."""
+    return torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])
+
+
+def training_loss(model: VAE, x: Tensor, k: int = 1, beta: float = 1.0) -> dict[str, Tensor]:
+    """Mean loss over the batch and its parts.
+
+    k=1: the negative ELBO, -E_q[log p(x|z)] + beta * KL (closed form; beta<1 is KL warm-up).
+    k>1: the negative IWAE bound with k samples; beta scales log p(z) - log q(z|x).
+    """
+    if k == 1:
+        recon, kl = elbo_terms(model, x)
+        loss = -(recon - beta * kl)
+    else:
+        mu, log_sigma = model.encode_params(x)
+        z = reparameterize_k(mu, log_sigma, k)
+        logits = model.decode_logits(z.flatten(0, 1)).unflatten(0, (k, x.shape[0]))
+        log_px_z = bernoulli_log_likelihood(logits, x)
+        log_prior_ratio = gaussian_log_density(
+            z, torch.zeros_like(z), torch.zeros_like(z)
+        ) - gaussian_log_density(z, mu, log_sigma)
+        loss = -iwae_bound(log_px_z + beta * log_prior_ratio)
+        recon, kl = log_px_z.mean(0), gaussian_kl(mu, log_sigma)
+    return {"loss": loss.mean(), "recon": recon.mean().detach(), "kl": kl.mean().detach()}

@@ -103,6 +103,11 @@ class VAE(nn.Module):
         return mu, log_sigma.exp()
 
     @torch.jit.export
+    def kl_divergence(self, mu: Tensor, sigma: Tensor) -> Tensor:
+        """KL(q(z|x) || N(0, I)) per image, nats: (N, D), (N, D) -> (N,)."""
+        return gaussian_kl(mu, sigma.log())
+
+    @torch.jit.export
     def decode_logits(self, z: Tensor) -> Tensor:
         """z (N, D) -> Bernoulli logits (N, 1, 28, 28)."""
         return self.decoder(z)

@@ -1,0 +1,39 @@
+# vae-serve image: the REST service with the shipped MNIST VAE baked in, run as a non-root user.
+# CPU PyTorch by default; for CUDA: --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
+# (the CUDA wheels bring their own CUDA libraries; the host needs only the NVIDIA driver).
+ARG PYTHON_IMAGE=python:3.11-slim
+
+FROM ${PYTHON_IMAGE} AS build
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/venv/bin:$PATH
+RUN python -m venv /opt/venv \
+    && pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY app ./app
+COPY model ./model
+# Fail the build, rather than ship an image without its model.
+RUN test -f model/vae_mnist.pt \
+    && pip install . \
+    && pip uninstall --yes pip setuptools wheel
+
+FROM ${PYTHON_IMAGE} AS runtime
+RUN groupadd --system --gid 10001 vae \
+    && useradd --system --uid 10001 --gid vae --no-create-home --shell /usr/sbin/nologin vae
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    OMP_NUM_THREADS=1 \
+    VAE_HOST=0.0.0.0 \
+    VAE_PORT=8000 \
+    VAE_LOG_FORMAT=json
+WORKDIR /srv
+USER 10001:10001
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('VAE_PORT', '8000'), timeout=2)"]
+ENTRYPOINT ["vae-serve"]

@@ -1,0 +1,1 @@
+"""vae-serve: the REST service around the exported TorchScript VAE."""

@@ -1,0 +1,105 @@
+"""Dynamic micro-batching: concurrent calls of one model method become one tensor call.
+
+Requests queue while the inference thread is busy; when it frees, everything queued (up
+to max_batch_size rows) runs as one concatenated tensor and the outputs are split back
+row-exactly. With max_wait_ms > 0 the batcher also waits that long for a batch to fill.
+"""
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+Outputs = tuple[Tensor, ...]
+
+
+@dataclass
+class Pending:
+    x: Tensor
+    future: asyncio.Future
+
+
+class MicroBatcher:
+    def __init__(
+        self,
+        run: Callable[[Tensor], Awaitable[Outputs]],
+        max_batch_size: int,
+        max_wait_s: float = 0.0,
+    ) -> None:
+        self.run = run  # runs one batched call off the event loop
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self.pending: deque[Pending] = deque()
+        self.wakeup = asyncio.Event()
+        self.task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self.serve_forever())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        while self.pending:
+            future = self.pending.popleft().future
+            if not future.done():
+                future.set_exception(RuntimeError("the service is shutting down"))
+
+    async def submit(self, x: Tensor) -> Outputs:
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append(Pending(x, future))
+        self.wakeup.set()
+        return await future
+
+    async def serve_forever(self) -> None:
+        while True:
+            batch = await self.collect()
+            await self.run_batch(batch)
+
+    async def wait_for_more(self, timeout: float | None) -> bool:
+        """Sleep until a request arrives (True) or `timeout` seconds pass (False)."""
+        self.wakeup.clear()
+        try:
+            await asyncio.wait_for(self.wakeup.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def collect(self) -> list[Pending]:
+        """The next batch: the oldest request plus what follows, up to max_batch_size rows."""
+        while not self.pending:
+            await self.wait_for_more(None)
+        batch = [self.pending.popleft()]
+        rows = len(batch[0].x)
+        deadline = asyncio.get_running_loop().time() + self.max_wait_s
+        while rows < self.max_batch_size:
+            if not self.pending:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining > 0 and await self.wait_for_more(remaining):
+                    continue
+                break
+            if rows + len(self.pending[0].x) > self.max_batch_size:
+                break  # the next request would overflow: it opens the next batch
+            batch.append(self.pending.popleft())
+            rows += len(batch[-1].x)
+        return batch
+
+    async def run_batch(self, batch: list[Pending]) -> None:
+        live = [p for p in batch if not p.future.done()]  # callers that gave up are dropped
+        if not live:
+            return
+        sizes = [len(p.x) for p in live]
+        try:
+            outputs = await self.run(torch.cat([p.x for p in live]))
+        except Exception as e:  # every caller of the batch gets the model's error
+            for p in live:
+                if not p.future.done():
+                    p.future.set_exception(e)
+            return
+        parts = [output.split(sizes) for output in outputs]
+        for i, p in enumerate(live):
+            if not p.future.done():
+                p.future.set_result(tuple(part[i] for part in parts))

@@ -1,0 +1,168 @@
+"""The loaded TorchScript VAE and the one thread that runs it.
+
+Model calls never run on the event loop: they go to a single-thread executor (so torch's
+own intra-op threads are the only parallelism, set by VAE_TORCH_THREADS), under
+torch.inference_mode(), optionally through a MicroBatcher per method. Admission is
+bounded: past VAE_QUEUE_CAPACITY waiting or running calls, requests get 503.
+"""
+
+import asyncio
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from app import metrics
+from app.batching import MicroBatcher, Outputs
+from app.errors import overloaded
+from app.settings import Settings
+
+log = logging.getLogger("app.inference")
+
+# The exported module's contract (model/export.py REQUIRED_METHODS).
+REQUIRED_METHODS = ("encode", "decode", "decode_logits", "reconstruct", "sample")
+CARD_NAME = "model_card.json"
+BATCHED_METHODS = ("encode", "decode", "reconstruct")
+
+
+class ModelLoadError(RuntimeError):
+    """The model cannot be served; the message says why in one line."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ModelLoadError(
+            f"VAE_DEVICE={name!r} is not a device (auto|cpu|cuda|cuda:N)"
+        ) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelLoadError(f"VAE_DEVICE={name!r} but CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ModelLoadError(f"VAE_DEVICE={name!r} but only {torch.cuda.device_count()} GPUs")
+    elif device.type != "cpu":
+        raise ModelLoadError(f"VAE_DEVICE={name!r} is not supported (auto|cpu|cuda|cuda:N)")
+    return device
+
+
+def load_module(path: Path, device: torch.device) -> tuple[torch.jit.ScriptModule, dict]:
+    """The TorchScript module and its embedded card, or a ModelLoadError saying what is wrong."""
+    if not path.is_file():
+        raise ModelLoadError(f"model file {path} does not exist (set VAE_MODEL_PATH)")
+    extra = {CARD_NAME: ""}
+    try:
+        module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+    except Exception as e:  # torch raises RuntimeError, ValueError, zipfile errors...
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelLoadError(
+            f"model file {path} is not a TorchScript archive: {first_line}"
+        ) from None
+    missing = [name for name in REQUIRED_METHODS if not hasattr(module, name)]
+    if missing:
+        raise ModelLoadError(f"model file {path} lacks the required methods {missing}")
+    try:
+        card = json.loads(extra[CARD_NAME]) if extra[CARD_NAME] else {}
+    except json.JSONDecodeError:
+        raise ModelLoadError(f"model file {path} has an unreadable {CARD_NAME}") from None
+    return module.eval(), card
+
+
+class ModelService:
+    def __init__(self, module: torch.jit.ScriptModule, card: dict, device: torch.device, settings):
+        self.module, self.card, self.device, self.settings = module, card, device, settings
+        self.latent_dim = int(card.get("latent_dim") or module.latent_dim)
+        self.version = str(card.get("version", "unknown"))
+        self.has_kl = hasattr(module, "kl_divergence")
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self.outstanding = 0
+        self.batchers: dict[str, MicroBatcher] = {}
+        if settings.batching:
+            for method in BATCHED_METHODS:
+                self.batchers[method] = MicroBatcher(
+                    lambda x, m=method: self.run_in_thread(m, x),
+                    settings.max_batch_size,
+                    settings.max_wait_ms / 1000,
+                )
+
+    @classmethod
+    def load(cls, settings: Settings) -> "ModelService":
+        torch.set_num_threads(settings.torch_threads)
+        device = resolve_device(settings.device)
+        module, card = load_module(Path(settings.model_path), device)
+        return cls(module, card, device, settings)
+
+    def start(self) -> None:
+        for batcher in self.batchers.values():
+            batcher.start()
+        metrics.MODEL_INFO.labels(self.version, str(self.device), str(self.latent_dim)).set(1)
+
+    async def close(self) -> None:
+        for batcher in self.batchers.values():
+            await batcher.stop()
+        self.executor.shutdown(wait=True)
+
+    def forward(self, method: str, x: Tensor) -> Outputs:
+        """Runs on the inference thread: one call of the module, outputs back on the CPU."""
+        started = time.perf_counter()
+        with torch.inference_mode():
+            x = x.to(self.device, non_blocking=True)
+            if method == "encode":
+                mu, sigma = self.module.encode(x)
+                outputs = (
+                    (mu, sigma, self.module.kl_divergence(mu, sigma))
+                    if self.has_kl
+                    else (mu, sigma)
+                )
+            else:
+                outputs = (getattr(self.module, method)(x),)
+            outputs = tuple(o.float().cpu() for o in outputs)
+        metrics.INFERENCE_DURATION.labels(method).observe(time.perf_counter() - started)
+        metrics.BATCH_SIZE.labels(method).observe(len(x))
+        return outputs
+
+    async def run_in_thread(self, method: str, x: Tensor) -> Outputs:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self.forward, method, x)
+
+    async def call(self, method: str, x: Tensor) -> Outputs:
+        """One model call for one request, batched with others when batching is on."""
+        if self.outstanding >= self.settings.queue_capacity:
+            raise overloaded(f"{self.outstanding} model calls are queued; retry shortly")
+        self.outstanding += 1
+        metrics.QUEUE_DEPTH.inc()
+        try:
+            batcher = self.batchers.get(method)
+            return await (batcher.submit(x) if batcher else self.run_in_thread(method, x))
+        finally:
+            self.outstanding -= 1
+            metrics.QUEUE_DEPTH.dec()
+
+    async def encode(self, x: Tensor) -> Outputs:
+        """(N, 1, 28, 28) -> mu (N, D), sigma (N, D)[, KL (N,)]."""
+        metrics.IMAGES_ENCODED.inc(len(x))
+        return await self.call("encode", x)
+
+    async def decode(self, z: Tensor) -> Tensor:
+        metrics.IMAGES_DECODED.inc(len(z))
+        return (await self.call("decode", z))[0]
+
+    async def reconstruct(self, x: Tensor) -> Tensor:
+        metrics.IMAGES_ENCODED.inc(len(x))
+        metrics.IMAGES_DECODED.inc(len(x))
+        return (await self.call("reconstruct", x))[0]
+
+    async def warm_up(self) -> None:
+        """Run every served method once (first calls are slow: TorchScript profiles them)."""
+        x = torch.rand(2, 1, 28, 28)
+        z = torch.randn(2, self.latent_dim)
+        for _ in range(2):
+            await self.run_in_thread("encode", x)
+            await self.run_in_thread("decode", z)
+            await self.run_in_thread("reconstruct", x)

@@ -1,0 +1,101 @@
+"""The FastAPI application: `uvicorn app.main:app` (or `vae-serve`).
+
+The lifespan loads the TorchScript model once, warms it up, then reports ready; on SIGTERM
+readiness turns false at once while uvicorn lets in-flight requests finish.
+"""
+
+import logging
+import signal
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app.errors import install_error_handlers
+from app.inference import ModelLoadError, ModelService
+from app.logs import configure_logging
+from app.middleware import RequestContextMiddleware
+from app.routers import encoding, generation, health, info
+from app.settings import Settings, get_settings
+
+log = logging.getLogger("app")
+
+
+def drain_on_sigterm(app: FastAPI) -> None:
+    """Chain a handler before the server's own: readiness turns false the moment SIGTERM lands."""
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+    except ValueError:  # not in the main thread (e.g. under a test client)
+        return
+
+    def handler(signum, frame):
+        app.state.draining = True
+        log.info("SIGTERM received: draining in-flight requests")
+        if callable(previous):
+            previous(signum, frame)
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:
+        return
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    settings: Settings = app.state.settings
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        model = ModelService.load(settings)
+    except ModelLoadError as e:
+        log.error("cannot start: %s", e)
+        raise
+    model.start()
+    app.state.model = model
+    if settings.warmup:
+        await model.warm_up()
+    app.state.ready = True
+    drain_on_sigterm(app)
+    log.info(
+        "ready: model %s (latent %d) on %s, batching %s",
+        model.version,
+        model.latent_dim,
+        model.device,
+        "on" if settings.batching else "off",
+    )
+    try:
+        yield
+    finally:
+        app.state.ready = False
+        app.state.draining = True
+        await model.close()
+        log.info("stopped")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="vae-serve",
+        version="1.0.0",
+        summary="A variational autoencoder for MNIST digits: encode, decode, sample, reconstruct.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.model = None
+    app.state.ready = False
+    app.state.draining = False
+    install_error_handlers(app)
+    for module in (encoding, generation, info, health):
+        app.include_router(module.router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "X-API-Key", "Authorization", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "X-Seed"],
+        )
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_upload_bytes)
+    return app
+
+
+app = create_app()

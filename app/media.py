@@ -1,0 +1,106 @@
+"""Reading image uploads (multipart or raw body) and writing image results (PNG or JSON)."""
+
+from typing import Annotated, Literal
+
+import numpy as np
+import orjson
+import torch
+from fastapi import Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from app import imaging
+from app.errors import APIError
+from app.settings import Settings
+
+RAW_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp", "image/tiff"}
+OutputFormat = Literal["png", "json"]
+FormatQuery = Annotated[
+    OutputFormat | None, Query(description="png (default; JSON if Accept asks for it) or json")
+]
+ScaleQuery = Annotated[int, Query(ge=1, le=16, description="PNG upscaling factor")]
+
+# OpenAPI description of the two ways to send images (the handlers parse the body themselves).
+IMAGE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "one or more images (field name file or files)",
+                        }
+                    },
+                }
+            },
+            **{t: {"schema": {"type": "string", "format": "binary"}} for t in RAW_IMAGE_TYPES},
+        },
+    }
+}
+
+
+async def read_uploads(request: Request, settings: Settings) -> list[bytes]:
+    """The raw bytes of every uploaded image, in order."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        try:
+            form = await request.form(max_files=settings.max_batch_items + 1, max_fields=16)
+        except Exception as e:  # starlette's MultiPartException and parser errors
+            raise APIError(
+                400, "invalid_multipart", f"cannot parse the multipart body: {e}"
+            ) from None
+        uploads = [f for key in ("file", "files") for f in form.getlist(key)]
+        if not uploads:
+            raise APIError(422, "no_image", "the form holds no image: send it in field 'file'")
+        if not all(isinstance(f, UploadFile) for f in uploads):
+            raise APIError(422, "no_image", "field 'file' must be a file upload, not text")
+        if len(uploads) > settings.max_batch_items:
+            raise APIError(
+                413, "too_many_images", f"at most {settings.max_batch_items} images per request"
+            )
+        return [await f.read() for f in uploads]
+    if content_type in RAW_IMAGE_TYPES:
+        return [await request.body()]
+    allowed = ", ".join(["multipart/form-data", *sorted(RAW_IMAGE_TYPES)])
+    raise APIError(
+        415, "unsupported_media_type", f"send one of {allowed}, not {content_type or 'nothing'}"
+    )
+
+
+async def read_images(request: Request, settings: Settings) -> torch.Tensor:
+    """Uploads -> (N, 1, 28, 28) float32 in [0, 1], preprocessed like MNIST off the event loop."""
+    blobs = await read_uploads(request, settings)
+    arrays = await run_in_threadpool(
+        lambda: [imaging.preprocess(b, settings.max_image_pixels) for b in blobs]
+    )
+    return torch.from_numpy(np.stack(arrays))
+
+
+def wants_json(request: Request, fmt: OutputFormat | None) -> bool:
+    if fmt is not None:
+        return fmt == "json"
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "image/png" not in accept
+
+
+def image_response(
+    images: torch.Tensor, as_json: bool, scale: int = 1, **extra: object
+) -> Response:
+    """PNG (one image, or a grid of several) or JSON with base64 PNGs and pixel arrays."""
+    pixels = images.numpy()
+    if not as_json:
+        headers = {"X-Seed": str(extra["seed"])} if extra.get("seed") is not None else None
+        return Response(imaging.images_png(pixels, scale), media_type="image/png", headers=headers)
+    body = {
+        "count": len(pixels),
+        "images": imaging.png_base64(pixels, scale),
+        "pixels": pixels[:, 0],
+        **{k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in extra.items()},
+    }
+    return Response(
+        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
+    )

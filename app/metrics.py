@@ -1,0 +1,64 @@
+"""Prometheus series of the service (names follow Prometheus conventions: base units, _total).
+
+With several uvicorn workers, set PROMETHEUS_MULTIPROC_DIR to an empty folder: every
+worker then writes its samples there and /metrics aggregates them.
+"""
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+REQUESTS = Counter(
+    "vae_http_requests_total", "HTTP requests answered", ["route", "method", "status"]
+)
+REQUEST_DURATION = Histogram(
+    "vae_http_request_duration_seconds",
+    "Time from request received to response sent",
+    ["route", "method", "status"],
+    buckets=LATENCY_BUCKETS,
+)
+INFERENCE_DURATION = Histogram(
+    "vae_inference_duration_seconds",
+    "Time of one model call (a whole batch)",
+    ["method"],
+    buckets=LATENCY_BUCKETS,
+)
+BATCH_SIZE = Histogram(
+    "vae_batch_size", "Rows in one model call", ["method"], buckets=BATCH_BUCKETS
+)
+QUEUE_DEPTH = Gauge(
+    "vae_queue_depth", "Model calls waiting or running", multiprocess_mode="livesum"
+)
+IN_FLIGHT = Gauge(
+    "vae_requests_in_flight", "HTTP requests being served", multiprocess_mode="livesum"
+)
+IMAGES_ENCODED = Counter("vae_images_encoded_total", "Images run through the encoder")
+IMAGES_DECODED = Counter("vae_images_decoded_total", "Images produced by the decoder")
+FAILURES = Counter("vae_failures_total", "Requests that failed, by reason", ["reason"])
+MODEL_INFO = Gauge(
+    "vae_model_info",
+    "The served model (value 1)",
+    ["version", "device", "latent_dim"],
+    multiprocess_mode="max",
+)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text exposition of this process, or of all workers in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,112 @@
+"""The outermost layer of every request (pure ASGI, no per-request task overhead).
+
+It gives each request an id (X-Request-ID, echoed back), refuses bodies over the upload
+limit before they are read (413), turns any unhandled exception into a JSON 500, counts
+and times the request by route template, and writes one access-log record.
+"""
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app import metrics
+from app.errors import error_response
+
+access_log = logging.getLogger("app.access")
+error_log = logging.getLogger("app.errors")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # anything else is replaced, not trusted
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status, response_started = message["status"], True
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                raise BodyTooLarge
+            return message
+
+        metrics.IN_FLIGHT.inc()
+        try:
+            declared = headers.get(b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+                raise BodyTooLarge
+            await self.app(scope, limited_receive, send_with_id)
+        except BodyTooLarge:
+            if not response_started:
+                metrics.FAILURES.labels("payload_too_large").inc()
+                detail = f"request body exceeds {self.max_body_bytes} bytes"
+                await error_response(413, "payload_too_large", detail)(scope, receive, send_with_id)
+        except Exception as e:
+            error_log.error(
+                "unhandled %s on %s %s: %s",
+                type(e).__name__,
+                scope["method"],
+                scope["path"],
+                e,
+                extra={"request_id": request_id},
+            )
+            if not response_started:
+                metrics.FAILURES.labels("internal_error").inc()
+                detail = "the server failed to handle this request"
+                await error_response(500, "internal_error", detail)(scope, receive, send_with_id)
+        finally:
+            metrics.IN_FLIGHT.dec()
+            self.record(scope, status, time.perf_counter() - started, request_id)
+
+    @staticmethod
+    def record(scope: Scope, status: int, seconds: float, request_id: str) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "<unmatched>"  # bounded label values only
+        labels = (template, scope["method"], str(status))
+        metrics.REQUESTS.labels(*labels).inc()
+        metrics.REQUEST_DURATION.labels(*labels).observe(seconds)
+        access_log.info(
+            "%s %s %d %.1fms",
+            scope["method"],
+            scope["path"],
+            status,
+            seconds * 1000,
+            extra={
+                "request_id": request_id,
+                "method": scope["method"],
+                "path": scope["path"],
+                "route": template,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 2),
+                "client": (scope.get("client") or ("", 0))[0],
+            },
+        )

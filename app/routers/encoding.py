@@ -1,0 +1,60 @@
+"""Images in: encode to q(z|x), and reconstruct."""
+
+from fastapi import APIRouter, Request, Response
+
+from app.dependencies import AppSettings, Model
+from app.media import IMAGE_BODY, FormatQuery, ScaleQuery, image_response, read_images, wants_json
+from app.schemas import ERROR_RESPONSES, EncodeResponse
+from app.security import APIKey
+
+router = APIRouter(tags=["images in"], dependencies=[APIKey], responses=ERROR_RESPONSES)
+
+
+@router.post(
+    "/encode",
+    response_model=EncodeResponse | list[EncodeResponse],
+    openapi_extra=IMAGE_BODY,
+)
+async def encode(request: Request, model: Model, settings: AppSettings):
+    """Encode one image (or several, as a batch) to the mean and standard deviation of q(z|x).
+
+    Images are made MNIST-like first: greyscale, light backgrounds inverted, the digit fitted
+    into 20x20 and centred in 28x28. A 28x28 image is used as it is.
+    """
+    x = await read_images(request, settings)
+    mu, sigma, *kl = await model.encode(x)
+    results = [
+        EncodeResponse(
+            mu=mu[i].tolist(),
+            sigma=sigma[i].tolist(),
+            latent_dim=model.latent_dim,
+            kl=kl[0][i].item() if kl else None,
+        )
+        for i in range(len(x))
+    ]
+    return results[0] if len(results) == 1 else results
+
+
+@router.post(
+    "/reconstruct",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}, "application/json": {}}}},
+    openapi_extra=IMAGE_BODY,
+)
+async def reconstruct(
+    request: Request,
+    model: Model,
+    settings: AppSettings,
+    format: FormatQuery = None,
+    scale: ScaleQuery = 1,
+) -> Response:
+    """Reconstruct images through the VAE: decode the mean of q(z|x).
+
+    PNG by default (a grid for several images); JSON with `format=json` also returns the
+    preprocessed input that the encoder saw.
+    """
+    x = await read_images(request, settings)
+    images = await model.reconstruct(x)
+    if wants_json(request, format):
+        return image_response(images, True, scale, inputs=x[:, 0])
+    return image_response(images, False, scale)

@@ -1,0 +1,140 @@
+"""Latents in: decode z, sample from the prior, interpolate between two points."""
+
+import secrets
+from typing import Annotated
+
+import torch
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import ValidationError
+
+from app.dependencies import AppSettings, Model
+from app.errors import APIError
+from app.media import FormatQuery, ScaleQuery, image_response, read_images, wants_json
+from app.schemas import ERROR_RESPONSES, DecodeRequest, InterpolateRequest
+from app.security import APIKey
+
+router = APIRouter(tags=["images out"], dependencies=[APIKey], responses=ERROR_RESPONSES)
+IMAGE_CONTENT = {200: {"content": {"image/png": {}, "application/json": {}}}}
+MAX_SEED = 2**63 - 1
+
+
+def latent_tensor(rows: list[list[float]], latent_dim: int, max_rows: int) -> torch.Tensor:
+    """Validated (N, D) float32 tensor: every row of length D, finite, at most max_rows."""
+    if not rows:
+        raise APIError(422, "invalid_parameters", "z holds no vector")
+    if len(rows) > max_rows:
+        raise APIError(413, "too_many_vectors", f"at most {max_rows} vectors per request")
+    if any(len(row) != latent_dim for row in rows):
+        raise APIError(422, "invalid_parameters", f"every z must have {latent_dim} values")
+    z = torch.tensor(rows, dtype=torch.float32)
+    if not torch.isfinite(z).all():  # float32 overflow of huge finite values
+        raise APIError(422, "invalid_parameters", "z values must be finite float32 numbers")
+    return z
+
+
+@router.post("/decode", response_class=Response, responses=IMAGE_CONTENT)
+async def decode(
+    body: DecodeRequest,
+    request: Request,
+    model: Model,
+    settings: AppSettings,
+    format: FormatQuery = None,
+    scale: ScaleQuery = 1,
+) -> Response:
+    """Decode latent vectors to images (Bernoulli means). One vector gives one 28x28 PNG,
+    several give a grid."""
+    rows = body.z if body.z and isinstance(body.z[0], list) else [body.z]
+    z = latent_tensor(rows, model.latent_dim, settings.max_samples)
+    images = await model.decode(z)
+    return image_response(images, wants_json(request, format), scale)
+
+
+@router.get("/sample", response_class=Response, responses=IMAGE_CONTENT)
+async def sample(
+    request: Request,
+    model: Model,
+    settings: AppSettings,
+    n: Annotated[int, Query(ge=1, description="number of images (<= VAE_MAX_SAMPLES)")] = 16,
+    seed: Annotated[
+        int | None, Query(ge=0, le=MAX_SEED, description="same seed, same images")
+    ] = None,
+    temperature: Annotated[float, Query(ge=0, le=10, allow_inf_nan=False)] = 1.0,
+    format: FormatQuery = None,
+    scale: ScaleQuery = 1,
+) -> Response:
+    """Draw n images from the prior: z ~ N(0, temperature^2 I), decoded. The seed used is
+    returned (X-Seed header, or `seed` in JSON) so any result can be reproduced."""
+    if n > settings.max_samples:
+        raise APIError(422, "invalid_parameters", f"n must be at most {settings.max_samples}")
+    seed = secrets.randbits(63) if seed is None else seed
+    generator = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, model.latent_dim, generator=generator) * temperature
+    images = await model.decode(z)
+    return image_response(images, wants_json(request, format), scale, z=z, seed=seed)
+
+
+@router.post(
+    "/interpolate",
+    response_class=Response,
+    responses=IMAGE_CONTENT,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": InterpolateRequest.model_json_schema()},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "file": {
+                                "type": "array",
+                                "items": {"type": "string", "format": "binary"},
+                                "description": "exactly two images: start and end",
+                            }
+                        },
+                    }
+                },
+            },
+        }
+    },
+)
+async def interpolate(
+    request: Request,
+    model: Model,
+    settings: AppSettings,
+    steps: Annotated[int | None, Query(ge=2, description="points (uploads; default 8)")] = None,
+    format: FormatQuery = None,
+    scale: ScaleQuery = 1,
+) -> Response:
+    """Decode the straight line between two latent points: two z vectors (JSON) or the means
+    of q(z|x) of two uploaded images (multipart, field `file` twice)."""
+    start, end, steps = await interpolation_ends(request, model, settings, steps)
+    if steps > settings.max_interpolation_steps:
+        raise APIError(
+            422, "invalid_parameters", f"steps must be at most {settings.max_interpolation_steps}"
+        )
+    t = torch.linspace(0, 1, steps).unsqueeze(1)
+    z = (1 - t) * start + t * end  # (steps, D)
+    images = await model.decode(z)
+    return image_response(images, wants_json(request, format), scale, z=z)
+
+
+async def interpolation_ends(
+    request: Request, model: Model, settings: AppSettings, steps: int | None
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        try:
+            body = InterpolateRequest.model_validate_json(await request.body())
+        except ValidationError as e:
+            detail = "; ".join(
+                f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()[:5]
+            )
+            raise APIError(422, "invalid_parameters", detail or "invalid JSON body") from None
+        ends = latent_tensor([body.z_start, body.z_end], model.latent_dim, 2)
+        return ends[0], ends[1], steps or body.steps
+    x = await read_images(request, settings)
+    if len(x) != 2:
+        raise APIError(422, "invalid_parameters", f"send exactly two images, not {len(x)}")
+    mu = (await model.encode(x))[0]
+    return mu[0], mu[1], steps or 8

@@ -1,0 +1,33 @@
+"""Liveness, readiness and Prometheus metrics: open even when an API key is set."""
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from app.metrics import exposition
+from app.schemas import HealthResponse
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=HealthResponse)
+async def healthz() -> HealthResponse:
+    """Liveness: the process is up and its event loop answers."""
+    return HealthResponse(status="ok")
+
+
+@router.get("/readyz", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
+async def readyz(request: Request) -> Response:
+    """Readiness: 200 once the model is loaded and warmed up; 503 before that and while
+    draining for shutdown."""
+    state = request.app.state
+    status = "draining" if state.draining else "ready" if state.ready else "not_ready"
+    code = 200 if status == "ready" else 503
+    headers = None if code == 200 else {"Retry-After": "1"}
+    return JSONResponse({"status": status}, status_code=code, headers=headers)
+
+
+@router.get("/metrics", response_class=Response)
+async def prometheus_metrics() -> Response:
+    """Prometheus text exposition."""
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)

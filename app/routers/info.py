@@ -1,0 +1,22 @@
+"""The model card of the served model."""
+
+from fastapi import APIRouter
+
+from app.dependencies import Model
+from app.schemas import ERROR_RESPONSES, ModelResponse
+from app.security import APIKey
+
+router = APIRouter(tags=["model"], dependencies=[APIKey], responses=ERROR_RESPONSES)
+
+
+@router.get("/model", response_model=ModelResponse)
+async def model_card(model: Model) -> ModelResponse:
+    """What is served: version, latent size, device, and the card embedded in the model file
+    (architecture, training, dataset checksums, test figures)."""
+    return ModelResponse(
+        version=model.version,
+        latent_dim=model.latent_dim,
+        device=str(model.device),
+        batching=model.settings.batching,
+        card=model.card,
+    )

@@ -1,0 +1,75 @@
+"""Request and response bodies (pydantic); their docstrings and examples feed the OpenAPI page."""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class EncodeResponse(BaseModel):
+    """The Gaussian q(z|x) of one image."""
+
+    mu: list[float] = Field(description="mean of q(z|x), D values")
+    sigma: list[float] = Field(description="standard deviation of q(z|x), D values > 0")
+    latent_dim: int = Field(description="D")
+    kl: float | None = Field(None, description="KL(q(z|x) || N(0, I)) in nats")
+
+
+class DecodeRequest(StrictModel):
+    """Latent vectors to decode: one vector or a list of vectors of length D."""
+
+    z: list[list[float]] | list[float] = Field(
+        description="(N, D) or (D,)", examples=[[[0.0] * 4, [0.5, -1.0, 0.2, 0.0]]]
+    )
+
+
+class InterpolateRequest(StrictModel):
+    """Decode `steps` points on the straight line from z_start to z_end."""
+
+    z_start: list[float] = Field(description="D floats")
+    z_end: list[float] = Field(description="D floats")
+    steps: int = Field(8, ge=2, description="points including both ends")
+
+
+class ImagesResponse(BaseModel):
+    """Images as base64 PNGs and as pixel arrays (probabilities of a white pixel)."""
+
+    count: int
+    images: list[str] = Field(description="base64-encoded 28x28 greyscale PNGs")
+    pixels: list[list[list[float]]] = Field(description="(N, 28, 28) values in [0, 1]")
+    z: list[list[float]] | None = Field(None, description="the latent vectors decoded")
+    seed: int | None = Field(None, description="seed that reproduces these samples")
+
+
+class ModelResponse(BaseModel):
+    """The model card and how it is being served."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    version: str
+    latent_dim: int
+    device: str
+    batching: bool
+    card: dict
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="stable machine-readable code", examples=["invalid_image"])
+    detail: str = Field(description="what went wrong, for people")
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "ready", "not_ready", "draining"]
+
+
+ERROR_RESPONSES = {
+    400: {"model": ErrorResponse, "description": "undecodable or corrupt image"},
+    401: {"model": ErrorResponse, "description": "API key missing or wrong"},
+    413: {"model": ErrorResponse, "description": "body or image too large"},
+    415: {"model": ErrorResponse, "description": "unsupported media type"},
+    422: {"model": ErrorResponse, "description": "invalid parameters"},
+    503: {"model": ErrorResponse, "description": "overloaded or not ready (see Retry-After)"},
+}

@@ -1,0 +1,59 @@
+"""Every setting of the service, read from environment variables prefixed VAE_ (or a .env file).
+
+Defaults work on a laptop: the shipped model, CPU or the first GPU, one inference thread.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "model" / "vae_mnist.pt"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VAE_", env_file=".env", extra="ignore")
+
+    # Model and hardware
+    model_path: Path = Field(SHIPPED_MODEL, description="TorchScript file to serve")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N (auto: CUDA if present)")
+    torch_threads: int = Field(1, ge=1, le=256, description="torch intra-op threads")
+    warmup: bool = Field(True, description="run every method once before reporting ready")
+
+    # Dynamic batching
+    batching: bool = Field(True, description="gather concurrent model calls into one")
+    max_batch_size: int = Field(64, ge=1, le=4096, description="rows per batched model call")
+    max_wait_ms: float = Field(0.0, ge=0, le=1000, description="extra wait for a batch to fill")
+    queue_capacity: int = Field(256, ge=1, description="model calls waiting or running; more: 503")
+
+    # Limits
+    max_upload_bytes: int = Field(10 * 2**20, ge=1024, description="largest request body")
+    max_image_pixels: int = Field(16_000_000, ge=784, description="largest image (w*h) decoded")
+    max_samples: int = Field(256, ge=1, description="largest n for /sample and rows for /decode")
+    max_batch_items: int = Field(64, ge=1, description="most images in one /encode request")
+    max_interpolation_steps: int = Field(64, ge=2, description="most steps for /interpolate")
+    max_scale: int = Field(16, ge=1, description="largest PNG upscaling factor")
+
+    # Security and HTTP
+    api_key: str | None = Field(None, description="if set, required as X-API-Key or Bearer token")
+    cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins")
+
+    # Logging and process
+    log_level: str = Field("INFO", description="DEBUG | INFO | WARNING | ERROR")
+    log_format: Literal["json", "text"] = Field("json", description="json or text")
+    host: str = Field("127.0.0.1", description="bind address (vae-serve)")
+    port: int = Field(8000, ge=1, le=65535, description="port (vae-serve)")
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes (vae-serve)")
+    graceful_timeout_s: float = Field(20.0, ge=0, description="drain time on SIGTERM (vae-serve)")
+
+    @field_validator("api_key")
+    @classmethod
+    def empty_key_means_none(cls, value: str | None) -> str | None:
+        return value or None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -127,9 +127,9 @@ def to_png(pixels: np.ndarray, scale: int = 1) -> bytes:
     return buffer.getvalue()
 
 
-def images_png(images: np.ndarray, scale: int = 1) -> bytes:
-    """One PNG: the image itself for N=1, else a grid of all N."""
-    return to_png(images[0, 0] if len(images) == 1 else grid(images), scale)
+def images_png(images: np.ndarray, scale: int = 1, columns: int | None = None) -> bytes:
+    """One PNG: the image itself for N=1, else a grid of all N (square unless `columns`)."""
+    return to_png(images[0, 0] if len(images) == 1 else grid(images, columns), scale)
 
 
 def png_base64(images: np.ndarray, scale: int = 1) -> list[str]:

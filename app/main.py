@@ -10,12 +10,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
 from app.errors import install_error_handlers
 from app.inference import ModelLoadError, ModelService
 from app.logs import configure_logging
 from app.middleware import RequestContextMiddleware
-from app.routers import encoding, generation, health, info
+from app.routers import demo, encoding, generation, health, info
 from app.settings import Settings, get_settings
 
 log = logging.getLogger("app")
@@ -84,8 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ready = False
     app.state.draining = False
     install_error_handlers(app)
-    for module in (encoding, generation, info, health):
+    for module in (encoding, generation, info, health, demo):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=demo.STATIC_DIR), name="static")
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

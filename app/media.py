@@ -88,13 +88,18 @@ def wants_json(request: Request, fmt: OutputFormat | None) -> bool:
 
 
 def image_response(
-    images: torch.Tensor, as_json: bool, scale: int = 1, **extra: object
+    images: torch.Tensor,
+    as_json: bool,
+    scale: int = 1,
+    columns: int | None = None,
+    **extra: object,
 ) -> Response:
     """PNG (one image, or a grid of several) or JSON with base64 PNGs and pixel arrays."""
     pixels = images.numpy()
     if not as_json:
         headers = {"X-Seed": str(extra["seed"])} if extra.get("seed") is not None else None
-        return Response(imaging.images_png(pixels, scale), media_type="image/png", headers=headers)
+        png = imaging.images_png(pixels, scale, columns)
+        return Response(png, media_type="image/png", headers=headers)
     body = {
         "count": len(pixels),
         "images": imaging.png_base64(pixels, scale),

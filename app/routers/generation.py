@@ -106,8 +106,8 @@ async def interpolate(
     format: FormatQuery = None,
     scale: ScaleQuery = 1,
 ) -> Response:
-    """Decode the straight line between two latent points: two z vectors (JSON) or the means
-    of q(z|x) of two uploaded images (multipart, field `file` twice)."""
+    """Decode the straight line between two latent points (PNG: one strip): two z vectors
+    (JSON) or the means of q(z|x) of two uploaded images (multipart, field `file` twice)."""
     start, end, steps = await interpolation_ends(request, model, settings, steps)
     if steps > settings.max_interpolation_steps:
         raise APIError(
@@ -116,7 +116,7 @@ async def interpolate(
     t = torch.linspace(0, 1, steps).unsqueeze(1)
     z = (1 - t) * start + t * end  # (steps, D)
     images = await model.decode(z)
-    return image_response(images, wants_json(request, format), scale, z=z)
+    return image_response(images, wants_json(request, format), scale, columns=steps, z=z)
 
 
 async def interpolation_ends(

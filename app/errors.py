@@ -30,6 +30,7 @@ def overloaded(detail: str) -> APIError:
     return APIError(503, "overloaded", detail, {"Retry-After": "1"})
 
 
+FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -64,6 +65,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == FASTAPI_BODY_PARSE_ERROR:
+            # FastAPI answers 422 for malformed JSON but 400 when the parser itself gives up
+            # (e.g. RecursionError on deeply nested arrays): the same client error, one status.
+            metrics.FAILURES.labels("invalid_parameters").inc()
+            return error_response(422, "invalid_parameters", "the JSON body cannot be parsed")
         code = HTTP_CODES.get(exc.status_code, "http_error")
         metrics.FAILURES.labels(code).inc()
         detail = exc.detail if isinstance(exc.detail, str) else code

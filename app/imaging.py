@@ -46,7 +46,9 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
             return ImageOps.exif_transpose(image)
     except APIError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise APIError(413, "image_too_large", f"refused as a decompression bomb: {e}") from None
+    except UnidentifiedImageError:
         raise APIError(
             400, "invalid_image", "the data is not a decodable PNG, JPEG, GIF, BMP, WebP or TIFF"
         ) from None

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
+from app import metrics
 from app.errors import install_error_handlers
 from app.inference import ModelLoadError, ModelService
 from app.logs import configure_logging
@@ -31,6 +32,7 @@ def drain_on_sigterm(app: FastAPI) -> None:
 
     def handler(signum, frame):
         app.state.draining = True
+        metrics.READY.set(0)
         log.info("SIGTERM received: draining in-flight requests")
         if callable(previous):
             previous(signum, frame)
@@ -55,6 +57,7 @@ async def lifespan(app: FastAPI):
     if settings.warmup:
         await model.warm_up()
     app.state.ready = True
+    metrics.READY.set(1)
     drain_on_sigterm(app)
     log.info(
         "ready: model %s (latent %d) on %s, batching %s",
@@ -68,6 +71,7 @@ async def lifespan(app: FastAPI):
     finally:
         app.state.ready = False
         app.state.draining = True
+        metrics.READY.set(0)
         await model.close()
         log.info("stopped")
 

@@ -47,6 +47,7 @@ IN_FLIGHT = Gauge(
 IMAGES_ENCODED = Counter("vae_images_encoded_total", "Images run through the encoder")
 IMAGES_DECODED = Counter("vae_images_decoded_total", "Images produced by the decoder")
 FAILURES = Counter("vae_failures_total", "Requests that failed, by reason", ["reason"])
+READY = Gauge("vae_ready", "1 while /readyz answers 200, else 0", multiprocess_mode="livemin")
 MODEL_INFO = Gauge(
     "vae_model_info",
     "The served model (value 1)",

@@ -35,7 +35,9 @@ def small_run(tmp_path: Path, mnist_dir: Path, monkeypatch) -> TrainConfig:
 
 def test_short_training_lowers_the_loss_and_resumes(small_run: TrainConfig, tmp_path: Path):
     best = train(small_run, tmp_path / "run")
-    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    metrics = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert len(metrics) == 3
     assert metrics[-1]["val_elbo"] > metrics[0]["val_elbo"] + 5  # nats per image
     assert best.exists()
@@ -49,7 +51,9 @@ def test_short_training_lowers_the_loss_and_resumes(small_run: TrainConfig, tmp_
 def test_iwae_objective_trains(small_run: TrainConfig, tmp_path: Path):
     small_run.iw_samples, small_run.epochs = 3, 2
     train(small_run, tmp_path / "run")
-    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    metrics = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert metrics[-1]["val_elbo"] > metrics[0]["val_elbo"]
 
 

@@ -71,7 +71,9 @@ def test_iwae_bound_is_at_least_elbo_and_tightens_with_k(tiny_model: VAE):
     torch.manual_seed(0)
     x = torch.bernoulli(torch.rand(16, 1, 28, 28))
     with torch.no_grad():
-        bounds = {k: iwae_bound(iwae_log_weights(tiny_model, x, k)).mean().item() for k in (1, 10, 200)}
+        bounds = {
+            k: iwae_bound(iwae_log_weights(tiny_model, x, k)).mean().item() for k in (1, 10, 200)
+        }
         elbo = iwae_log_weights(tiny_model, x, 200).mean(0).mean().item()
     assert bounds[10] >= elbo
     assert bounds[1] < bounds[10] < bounds[200]
@@ -92,9 +94,16 @@ def test_shapes_and_ranges(tiny_model: VAE):
 
 
 def test_conv_variant_has_the_same_contract():
-    model = torch.jit.script(VAE(VAEConfig(arch="conv", latent_dim=6, channels=[4, 8], conv_hidden=32)))
+    model = torch.jit.script(
+        VAE(VAEConfig(arch="conv", latent_dim=6, channels=[4, 8], conv_hidden=32))
+    )
     mu, sigma = model.encode(torch.rand(2, 1, 28, 28))
-    assert mu.shape == (2, 6) and model.reconstruct(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28)
+    assert mu.shape == (2, 6) and model.reconstruct(torch.rand(2, 1, 28, 28)).shape == (
+        2,
+        1,
+        28,
+        28,
+    )
 
 
 def test_unknown_arch_is_refused():

@@ -1,0 +1,349 @@
+// The vae-serve demo: samples, a drawing canvas, interpolation, and a 2-D latent pad.
+// Plain browser JavaScript, no build step; every call goes to this server's JSON API.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const RANGE = 3; // latent axis shown: -RANGE .. RANGE
+const state = { latentDim: 0, selected: null, a: null, b: null };
+
+class ApiError extends Error {
+  constructor(status, code, detail) {
+    super(detail);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+// ---------- API and messages ----------
+
+async function api(path, options = {}) {
+  let response;
+  try {
+    response = await fetch(path, { headers: { Accept: "application/json" }, ...options });
+  } catch {
+    throw new ApiError(0, "unreachable", "The service cannot be reached. Is it running?");
+  }
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    throw new ApiError(response.status, body?.error ?? "http_error", body?.detail ?? response.statusText);
+  }
+  return body;
+}
+
+function postJSON(path, body) {
+  return api(path, {
+    method: "POST",
+    headers: { Accept: "application/json", "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+function explain(error) {
+  if (!(error instanceof ApiError)) return `Something went wrong: ${error.message}`;
+  if (error.status === 401) return "This service requires an API key, which the demo page cannot send.";
+  if (error.status === 503) return "The service is busy or still starting. Please try again in a moment.";
+  if (error.status === 0) return error.message;
+  return `The service could not do that: ${error.message} (${error.code}).`;
+}
+
+function showError(error) {
+  const box = $("message");
+  box.textContent = explain(error);
+  box.hidden = false;
+}
+
+function clearError() {
+  $("message").hidden = true;
+}
+
+/** Run an async action, showing any error in the message area instead of throwing. */
+async function guarded(action) {
+  try {
+    const result = await action();
+    clearError();
+    return result;
+  } catch (error) {
+    showError(error);
+    return undefined;
+  }
+}
+
+const pngSrc = (base64) => `data:image/png;base64,${base64}`;
+
+function digitImage(src, alt) {
+  const img = document.createElement("img");
+  img.className = "digit";
+  img.src = src;
+  img.alt = alt;
+  return img;
+}
+
+// ---------- selection (a latent vector with its picture) ----------
+
+function select(z, src, label) {
+  state.selected = { z, src, label };
+  $("selected").src = src;
+  $("selected-label").textContent = label;
+  $("use-a").disabled = $("use-b").disabled = false;
+  resetPad();
+}
+
+function useAs(which) {
+  if (!state.selected) return;
+  state[which] = state.selected;
+  $(`end-${which}`).src = state.selected.src;
+  interpolate();
+}
+
+// ---------- samples ----------
+
+async function loadSamples(event) {
+  event?.preventDefault();
+  const given = $("seed").value.trim();
+  const seed = given === "" ? Math.floor(Math.random() * 1e9) : Number(given); // JS-safe integers
+  const temperature = $("temperature").value;
+  const data = await guarded(() => api(`/sample?n=16&format=json&seed=${seed}&temperature=${temperature}`));
+  if (!data) return;
+  const grid = $("sample-grid");
+  grid.replaceChildren(
+    ...data.images.map((png, i) => {
+      const img = digitImage(pngSrc(png), `sample ${i + 1}`);
+      img.tabIndex = 0;
+      const pick = () => {
+        grid.querySelectorAll(".chosen").forEach((el) => el.classList.remove("chosen"));
+        img.classList.add("chosen");
+        select(data.z[i], img.src, `sample ${i + 1}`);
+      };
+      img.addEventListener("click", pick);
+      img.addEventListener("keydown", (e) => (e.key === "Enter" || e.key === " ") && pick());
+      return img;
+    }),
+  );
+  $("sample-note").textContent = `Seed ${data.seed}, temperature ${temperature}. Click an image to select it.`;
+}
+
+// ---------- drawing ----------
+
+function setUpCanvas() {
+  const canvas = $("canvas");
+  const ctx = canvas.getContext("2d");
+  let drawing = false;
+  const clear = () => {
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+  };
+  const point = (e) => {
+    const rect = canvas.getBoundingClientRect();
+    return [
+      ((e.clientX - rect.left) * canvas.width) / rect.width,
+      ((e.clientY - rect.top) * canvas.height) / rect.height,
+    ];
+  };
+  clear();
+  ctx.strokeStyle = "#fff";
+  ctx.lineWidth = 20;
+  ctx.lineCap = ctx.lineJoin = "round";
+
+  canvas.addEventListener("pointerdown", (e) => {
+    drawing = true;
+    canvas.setPointerCapture(e.pointerId);
+    const [x, y] = point(e);
+    ctx.beginPath();
+    ctx.moveTo(x, y);
+    ctx.lineTo(x, y);
+    ctx.stroke();
+  });
+  canvas.addEventListener("pointermove", (e) => {
+    if (!drawing) return;
+    const [x, y] = point(e);
+    ctx.lineTo(x, y);
+    ctx.stroke();
+  });
+  const finish = () => {
+    if (!drawing) return;
+    drawing = false;
+    encodeDrawing(canvas);
+  };
+  canvas.addEventListener("pointerup", finish);
+  canvas.addEventListener("pointercancel", finish);
+  $("clear").addEventListener("click", () => {
+    clear();
+    $("input-image").removeAttribute("src");
+    $("reconstruction").removeAttribute("src");
+    $("bars").replaceChildren();
+    $("kl").textContent = "";
+  });
+}
+
+function pixelsToSrc(pixels) {
+  const size = pixels.length;
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = size;
+  const ctx = canvas.getContext("2d");
+  const image = ctx.createImageData(size, size);
+  pixels.flat().forEach((v, i) => {
+    const grey = Math.round(v * 255);
+    image.data.set([grey, grey, grey, 255], i * 4);
+  });
+  ctx.putImageData(image, 0, 0);
+  return canvas.toDataURL("image/png");
+}
+
+async function encodeDrawing(canvas) {
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+  const form = () => {
+    const data = new FormData();
+    data.append("file", blob, "digit.png");
+    return data;
+  };
+  const results = await guarded(() =>
+    Promise.all([
+      api("/reconstruct?format=json", { method: "POST", body: form() }),
+      api("/encode", { method: "POST", body: form() }),
+    ]),
+  );
+  if (!results) return;
+  const [reconstruction, encoding] = results;
+  $("input-image").src = pixelsToSrc(reconstruction.inputs[0]);
+  $("reconstruction").src = pngSrc(reconstruction.images[0]);
+  $("kl").textContent = encoding.kl == null ? "" : `KL ${encoding.kl.toFixed(1)} nats`;
+  showBars(encoding.mu, encoding.sigma);
+  select(encoding.mu, $("reconstruction").src, "your digit");
+}
+
+/** One row per dimension: the band mu ± sigma and a marker at mu, on the axis -3..3. */
+function showBars(mu, sigma) {
+  const percent = (v) => `${((Math.max(-RANGE, Math.min(RANGE, v)) + RANGE) / (2 * RANGE)) * 100}%`;
+  $("bars").replaceChildren(
+    ...mu.map((m, i) => {
+      const row = document.createElement("div");
+      row.className = "bar";
+      row.title = `z${i}: μ = ${m.toFixed(2)}, σ = ${sigma[i].toFixed(2)}`;
+      const label = document.createElement("span");
+      label.textContent = `z${i}`;
+      const track = document.createElement("span");
+      track.className = "track";
+      const band = document.createElement("span");
+      band.className = "band";
+      band.style.left = percent(m - sigma[i]);
+      band.style.right = `calc(100% - ${percent(m + sigma[i])})`;
+      const marker = document.createElement("span");
+      marker.className = "marker";
+      marker.style.left = percent(m);
+      track.append(band, marker);
+      row.append(label, track);
+      return row;
+    }),
+  );
+}
+
+// ---------- interpolation ----------
+
+async function interpolate() {
+  if (!state.a || !state.b) return;
+  const steps = Number($("steps").value);
+  const data = await guarded(() =>
+    postJSON("/interpolate?format=json", { z_start: state.a.z, z_end: state.b.z, steps }),
+  );
+  if (!data) return;
+  $("strip").replaceChildren(...data.images.map((png, i) => digitImage(pngSrc(png), `step ${i + 1}`)));
+}
+
+// ---------- 2-D latent pad ----------
+
+const pad = { x: 0, y: 0, busy: false, pending: false };
+
+function baseLatent() {
+  return state.selected ? [...state.selected.z] : new Array(state.latentDim).fill(0);
+}
+
+function resetPad() {
+  const z = baseLatent();
+  movePad(z[Number($("dim-x").value)] ?? 0, z[Number($("dim-y").value)] ?? 0);
+}
+
+function movePad(x, y) {
+  pad.x = Math.max(-RANGE, Math.min(RANGE, x));
+  pad.y = Math.max(-RANGE, Math.min(RANGE, y));
+  const handle = $("pad-handle");
+  handle.style.left = `${((pad.x + RANGE) / (2 * RANGE)) * 100}%`;
+  handle.style.top = `${((RANGE - pad.y) / (2 * RANGE)) * 100}%`;
+  $("pad-value").textContent = `(${pad.x.toFixed(2)}, ${pad.y.toFixed(2)})`;
+  decodePad();
+}
+
+/** Decode the pad's point; while a request is in flight, only the latest point is kept. */
+async function decodePad() {
+  if (!state.latentDim) return;
+  if (pad.busy) {
+    pad.pending = true;
+    return;
+  }
+  pad.busy = true;
+  const z = baseLatent();
+  z[Number($("dim-x").value)] = pad.x;
+  z[Number($("dim-y").value)] = pad.y;
+  const data = await guarded(() => postJSON("/decode?format=json", { z }));
+  if (data) $("pad-image").src = pngSrc(data.images[0]);
+  pad.busy = false;
+  if (pad.pending) {
+    pad.pending = false;
+    decodePad();
+  }
+}
+
+function setUpPad() {
+  const area = $("pad");
+  const fromPointer = (e) => {
+    const rect = area.getBoundingClientRect();
+    const fx = (e.clientX - rect.left) / rect.width;
+    const fy = (e.clientY - rect.top) / rect.height;
+    movePad(fx * 2 * RANGE - RANGE, RANGE - fy * 2 * RANGE);
+  };
+  area.addEventListener("pointerdown", (e) => {
+    area.setPointerCapture(e.pointerId);
+    fromPointer(e);
+  });
+  area.addEventListener("pointermove", (e) => area.hasPointerCapture(e.pointerId) && fromPointer(e));
+  area.addEventListener("keydown", (e) => {
+    const step = { ArrowLeft: [-0.1, 0], ArrowRight: [0.1, 0], ArrowUp: [0, 0.1], ArrowDown: [0, -0.1] }[e.key];
+    if (!step) return;
+    e.preventDefault();
+    movePad(pad.x + step[0], pad.y + step[1]);
+  });
+  for (const id of ["dim-x", "dim-y"]) $(id).addEventListener("change", resetPad);
+}
+
+function fillDimensions(latentDim) {
+  for (const [id, chosen] of [["dim-x", 0], ["dim-y", Math.min(1, latentDim - 1)]]) {
+    $(id).replaceChildren(
+      ...Array.from({ length: latentDim }, (_, i) => new Option(`z${i}`, String(i), false, i === chosen)),
+    );
+  }
+}
+
+// ---------- start ----------
+
+async function start() {
+  $("sample-form").addEventListener("submit", loadSamples);
+  $("temperature").addEventListener("input", (e) => ($("temperature-value").textContent = Number(e.target.value).toFixed(1)));
+  $("steps").addEventListener("input", (e) => ($("steps-value").textContent = e.target.value));
+  $("steps").addEventListener("change", interpolate);
+  $("use-a").addEventListener("click", () => useAs("a"));
+  $("use-b").addEventListener("click", () => useAs("b"));
+  setUpCanvas();
+  setUpPad();
+
+  const info = await guarded(() => api("/model"));
+  if (!info) {
+    $("model-info").textContent = "";
+    return;
+  }
+  state.latentDim = info.latent_dim;
+  $("model-info").textContent = `Model ${info.version}, ${info.latent_dim} latent dimensions.`;
+  fillDimensions(info.latent_dim);
+  await loadSamples();
+  resetPad();
+}
+
+start();

@@ -1,0 +1,123 @@
+"""`vae-client`: the vae-serve API from the command line.
+
+    vae-client sample -n 64 --seed 1 -o grid.png
+    vae-client encode digit.png                      # prints JSON: mu, sigma, kl
+    vae-client encode digit.png | vae-client decode - -o decoded.png
+    vae-client reconstruct digit.png -o out.png
+    vae-client interpolate a.png b.png --steps 10 -o strip.png
+    vae-client info
+
+The service is $VAE_URL (default http://127.0.0.1:8000); the API key is $VAE_API_KEY.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from client.api import VAEClient
+from client.errors import VAEError
+from client.results import Images
+
+
+def latents_from_json(text: str) -> np.ndarray:
+    """(N, D) from JSON: a vector, a list of vectors, {"z": ...}, or `encode` output (mu)."""
+    data: Any = json.loads(text)
+    if isinstance(data, dict):
+        data = data.get("z", [data])
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        data = [item["mu"] for item in data]
+    z = np.asarray(data, dtype=np.float64)
+    if z.ndim not in (1, 2) or z.size == 0:
+        raise ValueError(f"expected a latent vector or a list of them, got shape {z.shape}")
+    return np.atleast_2d(z)
+
+
+def save(images: Images, output: Path, scale: int, columns: int | None = None) -> None:
+    images.grid(columns, scale).save(output)
+    print(f"wrote {output} ({len(images)} image{'s' if len(images) > 1 else ''})", file=sys.stderr)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vae-client", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    p.add_argument("--url", help="service URL (default: $VAE_URL or http://127.0.0.1:8000)")
+    p.add_argument("--api-key", help="API key (default: $VAE_API_KEY)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    commands = p.add_subparsers(dest="command", required=True)
+
+    def image_command(name: str, help: str, default_output: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help)
+        sub.add_argument("-o", "--output", type=Path, default=Path(default_output))
+        sub.add_argument("--scale", type=int, default=4, help="upscaling of the PNG written")
+        return sub
+
+    sample = image_command("sample", "draw images from the prior", "samples.png")
+    sample.add_argument("-n", type=int, default=16, help="number of images")
+    sample.add_argument("--seed", type=int, help="seed (printed when left out)")
+    sample.add_argument("--temperature", type=float, default=1.0)
+
+    encode = commands.add_parser("encode", help="print q(z|x) of images as JSON")
+    encode.add_argument("images", nargs="+", type=Path)
+
+    decode = image_command("decode", "decode latent vectors", "decoded.png")
+    decode.add_argument(
+        "z", help="JSON file ('-' for stdin): a vector, vectors, {\"z\": ...} or encode output"
+    )
+
+    reconstruct = image_command("reconstruct", "reconstruct images", "reconstruction.png")
+    reconstruct.add_argument("images", nargs="+", type=Path)
+
+    interpolate = image_command("interpolate", "interpolate between two images", "strip.png")
+    interpolate.add_argument("start", type=Path)
+    interpolate.add_argument("end", type=Path)
+    interpolate.add_argument("--steps", type=int, default=8)
+
+    commands.add_parser("info", help="print the model card as JSON")
+    return p
+
+
+def run(args: argparse.Namespace, vae: VAEClient) -> None:
+    if args.command == "sample":
+        images = vae.sample(args.n, args.seed, args.temperature)
+        save(images, args.output, args.scale)
+        print(f"seed {images.seed}", file=sys.stderr)
+    elif args.command == "encode":
+        encodings = vae.encode(list(args.images))
+        body = [e.to_json() for e in encodings]
+        print(json.dumps(body[0] if len(body) == 1 else body))
+    elif args.command == "decode":
+        text = sys.stdin.read() if args.z == "-" else Path(args.z).read_text()
+        save(vae.decode(latents_from_json(text)), args.output, args.scale)
+    elif args.command == "reconstruct":
+        save(vae.reconstruct(list(args.images)), args.output, args.scale)
+    elif args.command == "interpolate":
+        strip = vae.interpolate(args.start, args.end, args.steps)
+        save(strip, args.output, args.scale, columns=args.steps)
+    elif args.command == "info":
+        info = vae.model_info()
+        print(json.dumps(vars(info), indent=2))
+
+
+def main(argv: list[str] | None = None, http: Any = None) -> int:
+    """Run one command; 0 on success, 1 (with a message on stderr) when the service refuses
+    or cannot be reached. `http` injects an httpx.Client (tests)."""
+    args = parser().parse_args(argv)
+    try:
+        with VAEClient(args.url, args.api_key, timeout=args.timeout, http=http) as vae:
+            run(args, vae)
+    except VAEError as e:
+        print(f"vae-client: {e}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as e:
+        print(f"vae-client: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

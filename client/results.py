@@ -1,0 +1,98 @@
+"""What the client returns: numpy arrays for numbers, PIL images for pictures."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from client.images import array_to_pil, from_base64, grid
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """q(z|x) of one image: mean and standard deviation (D,), and KL to the prior in nats."""
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    kl: float | None = None
+
+    @property
+    def latent_dim(self) -> int:
+        return len(self.mu)
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> "Encoding":
+        return cls(
+            mu=np.asarray(body["mu"], dtype=np.float32),
+            sigma=np.asarray(body["sigma"], dtype=np.float32),
+            kl=body.get("kl"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mu": self.mu.tolist(),
+            "sigma": self.sigma.tolist(),
+            "latent_dim": self.latent_dim,
+            "kl": self.kl,
+        }
+
+
+@dataclass(frozen=True)
+class Images:
+    """N images from the service: pixels (N, 28, 28) in [0, 1] and the same as PIL images.
+
+    `z` holds the latent vectors decoded (sample, interpolate), `seed` the seed of a sample,
+    `inputs` the preprocessed 28x28 inputs the encoder saw (reconstruct).
+    """
+
+    pixels: np.ndarray
+    images: list[Image.Image] = field(repr=False)
+    z: np.ndarray | None = None
+    seed: int | None = None
+    inputs: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def grid(self, columns: int | None = None, scale: int = 1) -> Image.Image:
+        """All images in one picture (square grid unless `columns`), upscaled `scale` times."""
+        image = array_to_pil(grid(self.pixels, columns))
+        if scale > 1:
+            size = (image.width * scale, image.height * scale)
+            image = image.resize(size, Image.Resampling.NEAREST)
+        return image
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> "Images":
+        def optional(key: str) -> np.ndarray | None:
+            return None if body.get(key) is None else np.asarray(body[key], dtype=np.float32)
+
+        return cls(
+            pixels=np.asarray(body["pixels"], dtype=np.float32),
+            images=[from_base64(png) for png in body["images"]],
+            z=optional("z"),
+            seed=body.get("seed"),
+            inputs=optional("inputs"),
+        )
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """GET /model: what is served and how, with the model card embedded in the model file."""
+
+    version: str
+    latent_dim: int
+    device: str
+    batching: bool
+    card: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> "ModelInfo":
+        return cls(
+            version=body["version"],
+            latent_dim=body["latent_dim"],
+            device=body["device"],
+            batching=body["batching"],
+            card=body["card"],
+        )

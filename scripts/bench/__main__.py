@@ -1,0 +1,58 @@
+"""`python -m scripts.bench`: run the benchmark and write results, report and plots to --out."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from scripts.bench.config import SYSTEM_NAMES, WORKLOAD_NAMES, make_plan
+from scripts.bench.inputs import SHIPPED_MODEL, resolve_model, write_bodies
+from scripts.bench.report import write_all
+from scripts.bench.run import run
+
+
+def names(allowed: tuple[str, ...]):
+    def parse(text: str) -> tuple[str, ...]:
+        chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+        unknown = set(chosen) - set(allowed)
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {sorted(unknown)}; choose from {allowed}")
+        return chosen
+
+    return parse
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m scripts.bench", description=__doc__)
+    p.add_argument("--out", type=Path, default=Path("docs/bench"), help="default: %(default)s")
+    p.add_argument("--quick", action="store_true", help="tiny smoke configuration (~30 s)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help=f"TorchScript file, or 'tiny'/'untrained' (exported now); default: {SHIPPED_MODEL}"
+        " (tiny with --quick)",
+    )
+    p.add_argument("--systems", type=names(SYSTEM_NAMES), help=f"subset of {SYSTEM_NAMES}")
+    p.add_argument("--workloads", type=names(WORKLOAD_NAMES), help=f"subset of {WORKLOAD_NAMES}")
+    p.add_argument("--concurrency", type=lambda s: tuple(int(c) for c in s.split(",")))
+    p.add_argument("--duration", dest="duration_s", type=float, help="seconds per repeat")
+    p.add_argument("--repeats", type=int)
+    p.add_argument("--no-pin", dest="pin", action="store_false", help="no taskset pinning")
+    args = p.parse_args(argv)
+    plan = make_plan(
+        args.quick,
+        systems=args.systems,
+        workloads=args.workloads,
+        concurrency=args.concurrency,
+        duration_s=args.duration_s,
+        repeats=args.repeats,
+    )
+    workdir = args.out / "work"  # exported models, request bodies, server logs
+    workdir.mkdir(parents=True, exist_ok=True)
+    model = resolve_model(args.model or ("tiny" if args.quick else str(SHIPPED_MODEL)), workdir)
+    results = run(plan, model, write_bodies(workdir), workdir, args.pin)
+    print(write_all(results, args.out))
+    sys.exit(1 if results["failures"] and args.quick else 0)
+
+
+if __name__ == "__main__":
+    main()

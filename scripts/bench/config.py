@@ -1,0 +1,75 @@
+"""What one benchmark run measures: systems, workloads, concurrencies and durations."""
+
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One kind of request, sent over and over by the load generator."""
+
+    name: str
+    method: str
+    path: str  # vae-serve and the naive app; TorchServe gets TORCHSERVE_PATHS[name]
+    body: str | None = None  # key of an input file (see inputs.py)
+    content_type: str | None = None
+
+
+WORKLOADS = (
+    Workload("sample16", "GET", "/sample?n=16"),
+    Workload("sample1", "GET", "/sample?n=1"),
+    Workload("encode28", "POST", "/encode", "digit_png", "image/png"),
+    Workload("encode_photo", "POST", "/encode", "photo_jpg", "image/jpeg"),
+    Workload("reconstruct", "POST", "/reconstruct", "digit_png", "image/png"),
+)
+WORKLOAD_NAMES = tuple(w.name for w in WORKLOADS)
+
+
+@dataclass(frozen=True)
+class System:
+    """One server configuration, started alone, measured, and stopped."""
+
+    name: str
+    kind: str  # "vae-serve" | "naive" | "torchserve"
+    env: dict[str, str] = field(default_factory=dict)
+    workers: int = 1
+    all_cores: bool = False  # not pinned to the server core (several worker processes)
+
+
+SYSTEMS = (
+    System("vae-serve", "vae-serve"),  # as users run it: every setting at its default
+    System("vae-serve-nobatch", "vae-serve", {"VAE_BATCHING": "false"}),
+    System("vae-serve-2w", "vae-serve", {"VAE_WORKERS": "2"}, workers=2, all_cores=True),
+    System("naive-fastapi", "naive"),
+    System("torchserve", "torchserve"),
+)
+SYSTEM_NAMES = ("inprocess", *(s.name for s in SYSTEMS))
+
+
+@dataclass(frozen=True)
+class Plan:
+    systems: tuple[str, ...] = SYSTEM_NAMES
+    workloads: tuple[str, ...] = WORKLOAD_NAMES
+    concurrency: tuple[int, ...] = (1, 8, 32, 128)
+    duration_s: float = 2.0  # one measured repeat of one point
+    repeats: int = 3  # the median of the repeats is reported
+    warmup_s: float = 1.0  # unmeasured load before each point
+    inprocess_duration_s: float = 1.0
+    cold_starts: int = 3  # process start -> ready, median of this many
+    timeout_s: float = 10.0  # a request slower than this counts as an error
+
+
+QUICK = Plan(
+    systems=("inprocess", "vae-serve"),
+    concurrency=(1, 4),
+    duration_s=1.0,
+    repeats=1,
+    warmup_s=0.2,
+    inprocess_duration_s=0.5,
+    cold_starts=1,
+)
+
+
+def make_plan(quick: bool, **overrides: object) -> Plan:
+    """The full (or quick) plan with any non-None overrides applied."""
+    base = QUICK if quick else Plan()
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,119 @@
+"""Server processes: start (optionally pinned with taskset), wait until ready, measure, stop.
+
+RSS and CPU time are read from /proc for the whole process tree (uvicorn workers,
+TorchServe's JVM and its Python backend), so Linux only.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+MIB = 2**20
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pinned(command: list[str], cpus: str | None) -> list[str]:
+    return ["taskset", "-c", cpus, *command] if cpus else command
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and all its descendants that are alive now."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def usage(root: int) -> dict:
+    """CPU seconds (user + system) and RSS of the tree: total and largest process (MiB)."""
+    cpu, rss = 0.0, []
+    for pid in process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        cpu += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        rss.append(pages * PAGE_BYTES / MIB)
+    return {
+        "cpu_s": cpu,
+        "rss_mib": round(sum(rss), 1),
+        "max_process_rss_mib": round(max(rss, default=0.0), 1),
+    }
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    base_url: str
+    log: Path
+    started: float  # perf_counter() just before the process was spawned
+
+    def stop(self, grace_s: float = 20.0) -> None:
+        """SIGTERM to the server's own process group, SIGKILL if it has not gone in time."""
+        if self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def start(
+    command: list[str], env: dict[str, str], base_url: str, log: Path, cwd: Path | None = None
+) -> Server:
+    """Start a server in a new process group, its output to `log`."""
+    started = time.perf_counter()
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            command,
+            env={**os.environ, **env},
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Server(process, base_url, log, started)
+
+
+def wait_ready(
+    server: Server, probe: str, timeout_s: float, headers: dict[str, str] | None = None
+) -> float:
+    """Cold start: seconds from spawn until GET `probe` answers 200 (RuntimeError if it dies)."""
+    with httpx.Client(base_url=server.base_url, timeout=2.0) as client:
+        while time.perf_counter() - server.started < timeout_s:
+            if server.process.poll() is not None:
+                tail = server.log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"server exited with {server.process.returncode}:\n{tail}")
+            try:
+                if client.get(probe, headers=headers).status_code == 200:
+                    return time.perf_counter() - server.started
+            except httpx.TransportError:
+                pass
+            time.sleep(0.02)
+    raise RuntimeError(f"server not ready after {timeout_s:.0f} s (log: {server.log})")

@@ -1,0 +1,131 @@
+"""The micro-batcher: batches form under concurrency and results split back exactly."""
+
+import asyncio
+
+import pytest
+import torch
+
+from app.batching import MicroBatcher
+
+
+class Recorder:
+    """A fake model call that records batch sizes and returns (2x, row sums)."""
+
+    def __init__(self, delay: float = 0.01) -> None:
+        self.batches: list[int] = []
+        self.delay = delay
+
+    async def __call__(self, x: torch.Tensor):
+        self.batches.append(len(x))
+        await asyncio.sleep(self.delay)
+        return x * 2, x.sum(dim=1)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_concurrent_requests_are_batched_and_split_exactly():
+    async def scenario():
+        recorder = Recorder()
+        batcher = MicroBatcher(recorder, max_batch_size=64)
+        batcher.start()
+        inputs = [torch.randn(n, 3) for n in (1, 2, 3, 1, 5, 2, 1, 4)]
+        results = await asyncio.gather(*(batcher.submit(x) for x in inputs))
+        await batcher.stop()
+        return recorder, inputs, results
+
+    recorder, inputs, results = run(scenario())
+    assert len(recorder.batches) < len(inputs)  # at least some requests shared a call
+    assert sum(recorder.batches) == sum(len(x) for x in inputs)
+    for x, (doubled, sums) in zip(inputs, results, strict=True):
+        torch.testing.assert_close(doubled, x * 2)
+        torch.testing.assert_close(sums, x.sum(dim=1))
+
+
+def test_batches_respect_max_batch_size():
+    async def scenario():
+        recorder = Recorder()
+        batcher = MicroBatcher(recorder, max_batch_size=4)
+        batcher.start()
+        await asyncio.gather(*(batcher.submit(torch.randn(1, 2)) for _ in range(10)))
+        await asyncio.gather(batcher.submit(torch.randn(9, 2)))  # alone, never split
+        await batcher.stop()
+        return recorder
+
+    recorder = run(scenario())
+    assert max(recorder.batches[:-1]) <= 4 and recorder.batches[-1] == 9
+
+
+def test_max_wait_gathers_staggered_requests():
+    async def scenario():
+        recorder = Recorder(delay=0)
+        batcher = MicroBatcher(recorder, max_batch_size=64, max_wait_s=0.2)
+        batcher.start()
+
+        async def later(delay):
+            await asyncio.sleep(delay)
+            return await batcher.submit(torch.randn(1, 2))
+
+        await asyncio.gather(later(0), later(0.02), later(0.04))
+        await batcher.stop()
+        return recorder
+
+    assert run(scenario()).batches == [3]
+
+
+def test_model_error_reaches_every_caller_and_batcher_survives():
+    async def scenario():
+        calls = {"n": 0}
+
+        async def failing_once(x):
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("boom")
+            return (x,)
+
+        batcher = MicroBatcher(failing_once, max_batch_size=8)
+        batcher.start()
+        first = await asyncio.gather(
+            *(batcher.submit(torch.ones(1, 1)) for _ in range(3)), return_exceptions=True
+        )
+        second = await batcher.submit(torch.ones(1, 1))
+        await batcher.stop()
+        return first, second
+
+    first, second = run(scenario())
+    assert all(isinstance(r, RuntimeError) for r in first)
+    assert second[0].item() == 1.0
+
+
+def test_cancelled_caller_is_skipped():
+    async def scenario():
+        recorder = Recorder(delay=0.05)
+        batcher = MicroBatcher(recorder, max_batch_size=8)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit(torch.ones(2, 1)))
+        await asyncio.sleep(0)
+        gone = asyncio.ensure_future(batcher.submit(torch.ones(3, 1)))
+        await asyncio.sleep(0)
+        gone.cancel()
+        await first
+        await batcher.stop()
+        return recorder
+
+    assert run(scenario()).batches == [2]
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_service_batched_results_equal_unbatched(make_client, batching):
+    """Concurrent decodes through the real app equal one-at-a-time decodes of the same z."""
+    client = make_client(batching=batching)
+    model = client.app.state.model
+    zs = [torch.randn(n, model.latent_dim) for n in (1, 3, 2, 5)]
+
+    async def concurrent():
+        return await asyncio.gather(*(model.decode(z) for z in zs))
+
+    reference = [model.forward("decode", z)[0] for z in zs]
+    results = client.portal.call(concurrent)
+    for got, want in zip(results, reference, strict=True):
+        torch.testing.assert_close(got, want)

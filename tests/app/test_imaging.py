@@ -1,0 +1,98 @@
+"""MNIST-style preprocessing of uploads and PNG output."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app import imaging
+from app.errors import APIError
+from tests.app.conftest import png_bytes
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def test_28x28_passes_unchanged():
+    array = np.random.default_rng(0).integers(0, 256, (28, 28)).astype(np.uint8)
+    x = imaging.preprocess(png_bytes(array), 10**6)
+    assert x.shape == (1, 28, 28) and x.dtype == np.float32
+    np.testing.assert_allclose(x[0], array / 255.0, atol=1e-6)
+
+
+def test_dark_digit_on_light_photo_is_inverted_fitted_and_centred():
+    photo = np.full((480, 640), 230, dtype=np.uint8)  # light paper
+    photo[100:400, 300:340] = 10  # a tall dark stroke, off-centre
+    x = imaging.preprocess(encode(Image.fromarray(photo), "JPEG"), 10**6)[0]
+    assert x.max() > 0.8 and x[0].max() < 0.05  # white digit on black, empty border
+    rows, cols = np.nonzero(x > 0.3)
+    assert rows.max() - rows.min() + 1 <= 20 + 1  # fitted into the 20x20 box
+    ys, xs = np.indices(x.shape)
+    assert abs((ys * x).sum() / x.sum() - 13.5) < 1.0  # centre of mass in the middle
+    assert abs((xs * x).sum() / x.sum() - 13.5) < 1.0
+
+
+def test_aspect_ratio_is_kept():
+    wide = np.zeros((100, 300), dtype=np.uint8)
+    wide[40:60, 30:270] = 255  # a horizontal bar 12:1
+    x = imaging.preprocess(png_bytes(wide), 10**6)[0]
+    rows, cols = np.nonzero(x > 0.3)
+    assert cols.max() - cols.min() > 4 * (rows.max() - rows.min() + 1)
+
+
+def test_blank_image_gives_zeros():
+    x = imaging.preprocess(png_bytes(np.full((50, 50), 255)), 10**6)
+    assert x.shape == (1, 28, 28) and x.max() == 0
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "CMYK", "P", "I;16", "LA", "1"])
+def test_every_mode_gives_unit_range(mode):
+    base = Image.new("L", (40, 30), 0)
+    base.paste(255, (15, 5, 22, 25))
+    image = (
+        base.convert(mode)
+        if mode != "I;16"
+        else Image.fromarray(np.asarray(base).astype(np.uint16) * 257)
+    )
+    fmt = "JPEG" if mode == "CMYK" else "TIFF" if mode == "I;16" else "PNG"
+    x = imaging.preprocess(encode(image, fmt), 10**6)
+    assert x.shape == (1, 28, 28) and 0 <= x.min() and x.max() <= 1 and x.max() > 0.5
+
+
+def test_exif_orientation_is_applied():
+    tall = Image.new("L", (20, 60), 0)
+    tall.paste(255, (8, 5, 12, 55))  # vertical stroke
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    x = imaging.preprocess(encode(tall, "JPEG", exif=exif.tobytes()), 10**6)[0]
+    rows, cols = np.nonzero(x > 0.3)
+    assert cols.max() - cols.min() > rows.max() - rows.min()  # now horizontal
+
+
+def test_animated_gif_uses_first_frame():
+    frames = [Image.new("L", (28, 28), v) for v in (0, 255)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    assert imaging.preprocess(buffer.getvalue(), 10**6).max() == 0
+
+
+def test_unsupported_format_is_415():
+    with pytest.raises(APIError) as e:
+        imaging.preprocess(encode(Image.new("L", (28, 28)), "PPM"), 10**6)
+    assert e.value.status == 415
+
+
+def test_grid_layout_and_png_round_trip():
+    images = np.random.default_rng(0).random((5, 1, 28, 28)).astype(np.float32)
+    mosaic = imaging.grid(images)
+    assert mosaic.shape == (2 * 30 - 2, 3 * 30 - 2)
+    np.testing.assert_array_equal(mosaic[30:58, 30:58], images[4, 0])
+    assert mosaic[28:30].max() == 0  # gap rows
+    decoded = np.asarray(Image.open(io.BytesIO(imaging.to_png(mosaic))))
+    np.testing.assert_allclose(decoded / 255.0, mosaic, atol=1 / 255)
+    strip = imaging.grid(images, columns=5)
+    assert strip.shape == (28, 5 * 30 - 2)

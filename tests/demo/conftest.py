@@ -1,0 +1,105 @@
+"""Fixtures: a real vae-serve process on a free port (tiny model) and headless Chromium.
+
+The browser is the system's Chromium (Debian package `chromium`, or $CHROMIUM) driven by the
+`playwright` package; `playwright install` is never needed. Without them these tests skip,
+except in CI (CI=true), where they fail: .ci/browser-tools.sh installs both.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+READY_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    latent_dim: int
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as e:
+        return e.code, {}
+
+
+def wait_ready(process: subprocess.Popen, url: str, log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"vae-serve exited with {process.returncode}:\n{log.read_text()[-2000:]}")
+        try:
+            if get_json(url + "/readyz")[0] == 200:
+                return
+        except OSError:
+            pass  # not listening yet
+        time.sleep(0.2)
+    pytest.fail(f"vae-serve not ready after {READY_TIMEOUT_S}s:\n{log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="session")
+def server(tiny_model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`vae-serve` (the same entry point, run with this interpreter) serving the tiny model."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("demo-server") / "server.log"
+    env = {
+        **os.environ,
+        "VAE_MODEL_PATH": str(tiny_model_file),
+        "VAE_PORT": str(port),
+        "VAE_API_KEY": "",
+        "VAE_LOG_FORMAT": "text",
+        "OMP_NUM_THREADS": "1",
+    }
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_ready(process, url, log)
+        yield Server(url, get_json(url + "/model")[1]["latent_dim"])
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI must run the browser tests: see .ci/browser-tools.sh)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless system Chromium via playwright."""
+    executable = os.environ.get("CHROMIUM") or shutil.which("chromium")
+    if executable is None:
+        unavailable("no Chromium: apt-get install chromium (or set $CHROMIUM)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("the playwright package is not installed: pip install playwright")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, headless=True)
+        yield chromium
+        chromium.close()

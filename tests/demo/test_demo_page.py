@@ -1,0 +1,169 @@
+"""The demo page at / in headless Chromium against a real server: samples render, a drawn
+digit is reconstructed and encoded, interpolation and the latent pad decode, errors show.
+
+SAVE_SCREENSHOTS=1 also writes docs/img/demo.png and docs/img/demo-phone.png.
+"""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.demo.conftest import Server
+
+IMAGES_DIR = Path(__file__).resolve().parents[2] / "docs" / "img"
+LAPTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture
+def page(browser, request) -> Iterator:
+    """A fresh page (laptop viewport unless the test is parametrised with `viewport`) that
+    records console errors and uncaught exceptions in `page.errors`."""
+    viewport = getattr(request, "param", LAPTOP)
+    mobile = viewport is PHONE
+    scale = 2 if mobile else 1
+    context = browser.new_context(
+        viewport=viewport, is_mobile=mobile, has_touch=mobile, device_scale_factor=scale
+    )
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.errors = []
+    page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    yield page
+    context.close()
+
+
+def loaded(page, server: Server) -> None:
+    page.goto(server.url + "/")
+    page.wait_for_function("document.querySelectorAll('#sample-grid img').length === 16")
+    page.wait_for_function("document.getElementById('pad-image').naturalWidth > 0")
+
+
+def draw_digit(page, dx: int = 0) -> None:
+    """A mouse stroke shaped like a 7 on the drawing canvas."""
+    canvas = page.locator("#canvas")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    x0, y0, w = box["x"], box["y"], box["width"]
+    path = [(0.25, 0.2), (0.75, 0.2), (0.55, 0.5), (0.4, 0.85)]
+    page.mouse.move(x0 + path[0][0] * w + dx, y0 + path[0][1] * w)
+    page.mouse.down()
+    for fx, fy in path[1:]:
+        page.mouse.move(x0 + fx * w + dx, y0 + fy * w, steps=8)
+    page.mouse.up()
+
+
+def natural_width(page, selector: str) -> int:
+    return page.eval_on_selector(selector, "img => img.naturalWidth")
+
+
+def widths(page, selector: str) -> list[int]:
+    return page.eval_on_selector_all(selector, "imgs => imgs.map(i => i.naturalWidth)")
+
+
+def new_samples(page, seed: str, temperature: str) -> list[str]:
+    """Ask for samples with these controls; the data URLs of the images shown."""
+    page.fill("#seed", seed)
+    page.fill("#temperature", temperature)
+    page.click("text=New samples")
+    note = f"Seed {seed}, temperature {temperature}."
+    page.wait_for_function(f"document.getElementById('sample-note').textContent.includes({note!r})")
+    return page.eval_on_selector_all("#sample-grid img", "imgs => imgs.map(i => i.src)")
+
+
+def test_page_loads_with_sample_images_and_no_errors(page, server: Server) -> None:
+    loaded(page, server)
+    assert widths(page, "#sample-grid img") == [28] * 16
+    assert f"{server.latent_dim} latent dimensions" in page.inner_text("#model-info")
+    assert page.is_hidden("#message")
+    assert page.errors == []
+
+
+def test_seed_and_temperature_controls(page, server: Server) -> None:
+    loaded(page, server)
+    first = new_samples(page, "7", "1")
+    at_zero = new_samples(page, "7", "0")  # every z is 0: sixteen equal images
+    assert len(set(at_zero)) == 1 and at_zero[0] not in first
+    assert new_samples(page, "7", "1") == first
+    assert page.errors == []
+
+
+def test_drawing_gives_reconstruction_and_latent_bars(page, server: Server) -> None:
+    loaded(page, server)
+    draw_digit(page)
+    page.wait_for_function("document.getElementById('reconstruction').naturalWidth > 0")
+    assert natural_width(page, "#reconstruction") == 28
+    assert natural_width(page, "#input-image") == 28
+    assert page.locator("#bars .bar").count() == server.latent_dim
+    assert page.locator("#bars .marker").count() == server.latent_dim
+    assert "KL" in page.inner_text("#kl")
+    assert page.inner_text("#selected-label") == "your digit"
+    assert page.errors == []
+
+
+def test_interpolation_between_a_drawing_and_a_sample(page, server: Server) -> None:
+    loaded(page, server)
+    assert page.is_disabled("#use-a")
+    draw_digit(page)
+    page.wait_for_function("document.getElementById('selected').naturalWidth > 0")
+    page.click("#use-a")
+    page.click("#sample-grid img >> nth=3")
+    assert page.inner_text("#selected-label") == "sample 4"
+    page.click("#use-b")
+    page.wait_for_function("document.querySelectorAll('#strip img').length === 8")
+    assert widths(page, "#strip img") == [28] * 8
+    assert page.errors == []
+
+
+def test_latent_pad_decodes_the_point_clicked(page, server: Server) -> None:
+    loaded(page, server)
+    before = page.get_attribute("#pad-image", "src")
+    pad = page.locator("#pad")
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.9, box["y"] + box["height"] * 0.1)
+    assert page.inner_text("#pad-value") == "(2.40, 2.40)"
+    page.wait_for_function(f"document.getElementById('pad-image').src !== {before!r}")
+    assert page.errors == []
+
+
+def test_api_errors_are_shown_politely(page, server: Server) -> None:
+    loaded(page, server)
+    page.route(
+        "**/sample?*",
+        lambda route: route.fulfill(
+            status=503,
+            headers={"Retry-After": "1"},
+            json={"error": "overloaded", "detail": "too many requests"},
+        ),
+    )
+    page.click("text=New samples")
+    page.wait_for_selector("#message:not([hidden])")
+    assert "busy" in page.inner_text("#message")
+    page.unroute("**/sample?*")
+    page.fill("#seed", "")
+    page.click("text=New samples")
+    page.wait_for_selector("#message", state="hidden")
+
+
+@pytest.mark.parametrize("page", [LAPTOP, PHONE], indirect=True, ids=["laptop", "phone"])
+def test_layout_fits_the_viewport(page, server: Server) -> None:
+    loaded(page, server)
+    draw_digit(page)
+    page.wait_for_function("document.getElementById('reconstruction').naturalWidth > 0")
+    page.click("#use-a")
+    page.click("#sample-grid img >> nth=5")
+    page.click("#use-b")
+    page.wait_for_function("document.querySelectorAll('#strip img').length === 8")
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page scrolls sideways by {overflow}px"
+    canvas = page.locator("#canvas").bounding_box()
+    assert canvas["width"] == pytest.approx(280, abs=1) and canvas["height"] == canvas["width"]
+    assert page.errors == []
+    if os.environ.get("SAVE_SCREENSHOTS") == "1":
+        name = "demo-phone.png" if page.viewport_size == PHONE else "demo.png"
+        page.screenshot(path=IMAGES_DIR / name, full_page=True)

@@ -1,0 +1,162 @@
+"""Shared by the deployment tests: repo paths, required tools, the image's command, processes."""
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+def require_tool(name: str) -> str:
+    """Path of a CLI tool; a missing tool skips locally but fails under CI (CI=true)."""
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"{name} not installed: run .ci/deploy-tools.sh"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def run_tool(*argv: str | Path) -> subprocess.CompletedProcess:
+    cmd = [require_tool(str(argv[0])), *map(str, argv[1:])]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dockerfile_instructions(path: Path = DOCKERFILE) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of each instruction, continuation lines joined."""
+    instructions, pending = [], ""
+    for line in path.read_text().splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        pending += line.rstrip()
+        if pending.endswith("\\"):
+            pending = pending[:-1] + " "
+            continue
+        keyword, _, args = pending.strip().partition(" ")
+        instructions.append((keyword.upper(), args.strip()))
+        pending = ""
+    return instructions
+
+
+def final_stage() -> list[tuple[str, str]]:
+    """The instructions of the last stage, which is the image that runs."""
+    instructions = dockerfile_instructions()
+    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
+    return instructions[last_from + 1 :]
+
+
+def image_env() -> dict[str, str]:
+    """ENV of the running image (KEY=VALUE form)."""
+    env = {}
+    for keyword, args in final_stage():
+        if keyword == "ENV":
+            for token in shlex.split(args):
+                key, sep, value = token.partition("=")
+                assert sep, f"ENV {args!r}: use the KEY=VALUE form"
+                env[key] = value
+    return env
+
+
+def image_exec_form(keyword: str) -> list[str]:
+    """ENTRYPOINT or CMD of the running image in exec (JSON) form; [] when absent."""
+    args = [a for k, a in final_stage() if k == keyword]
+    return json.loads(args[-1]) if args else []
+
+
+def healthcheck_command() -> list[str]:
+    (args,) = [a for k, a in final_stage() if k == "HEALTHCHECK"]
+    _, sep, command = args.partition(" CMD ")
+    assert sep, f"HEALTHCHECK {args!r}: expected options then CMD [...]"
+    return json.loads(command)
+
+
+def http_get(url: str, timeout: float = 5) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def wait_until(check, timeout: float, what: str, interval: float = 0.25):
+    """Poll check() until it returns a truthy value; fail with `what` after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except OSError:
+            result = None
+        if result:
+            return result
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+class Process:
+    """A background process with its output in a log file, stopped by stop()."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        with log.open("wb") as out:
+            self.popen = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+    def terminate(self, timeout: float) -> int:
+        self.popen.send_signal(signal.SIGTERM)
+        return self.popen.wait(timeout)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(15)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+def start_image_command(model_path: Path, port: int, log: Path) -> tuple[Process, dict[str, str]]:
+    """Run the image's ENTRYPOINT + CMD with its ENV (PATH aside) on this machine, serving
+    model_path on 127.0.0.1:port. Returns the process and the environment it runs with."""
+    argv = image_exec_form("ENTRYPOINT") + image_exec_form("CMD")
+    executable = shutil.which(argv[0])
+    assert executable, f"{argv[0]} is not installed: pip install -e ."
+    env = {k: v for k, v in image_env().items() if k != "PATH"}
+    env = os.environ | env | {"VAE_MODEL_PATH": str(model_path), "VAE_PORT": str(port)}
+    return Process([executable, *argv[1:]], env, log), env
+
+
+def wait_ready(process: Process, port: int, timeout: float = 90) -> None:
+    def ready():
+        assert process.popen.poll() is None, f"service exited:\n{process.output()}"
+        return http_get(f"http://127.0.0.1:{port}/readyz", timeout=2)[0] == 200
+
+    wait_until(ready, timeout, f"/readyz on port {port}")
+
+
+def settings_env_names() -> set[str]:
+    """VAE_* variable of every field of app.settings.Settings."""
+    from app.settings import Settings
+
+    return {f"VAE_{name.upper()}" for name in Settings.model_fields}

@@ -1,0 +1,1 @@
+"""Reliability and security: hostile inputs, schema fuzzing, overload, shutdown, faults."""

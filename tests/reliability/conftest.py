@@ -1,0 +1,132 @@
+"""Fixtures and helpers for the reliability suite: in-process apps, images, real servers."""
+
+import asyncio
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app.main import create_app
+from app.settings import Settings
+
+LATENT = 4  # the tiny model's D
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def encoded(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict:
+    """The documented error shape, with no stack trace or source path in it."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "detail"}, body
+    if code is not None:
+        assert body["error"] == code, body
+    assert "Traceback" not in response.text and ".py" not in response.text, body
+    assert str(ROOT) not in response.text, body
+    return body
+
+
+def assert_encoding(body: dict) -> None:
+    """One valid q(z|x): D finite means, D finite positive deviations."""
+    assert body["latent_dim"] == LATENT
+    mu, sigma = np.array(body["mu"]), np.array(body["sigma"])
+    assert mu.shape == sigma.shape == (LATENT,)
+    assert np.isfinite(mu).all() and np.isfinite(sigma).all() and (sigma > 0).all()
+
+
+@pytest.fixture
+def digit_png() -> bytes:
+    """A 28x28 white-on-black stroke, like an MNIST '1'."""
+    array = np.zeros((28, 28), dtype=np.uint8)
+    array[4:24, 13:16] = 255
+    return encoded(Image.fromarray(array))
+
+
+@pytest.fixture
+def settings_for(tiny_model_file: Path) -> Callable[..., Settings]:
+    def make(**overrides) -> Settings:
+        return Settings(model_path=tiny_model_file, log_format="text", **overrides)
+
+    return make
+
+
+@pytest.fixture
+def make_client(settings_for) -> Iterator[Callable[..., TestClient]]:
+    """Build a started in-process client with settings overrides; all closed at teardown."""
+    clients: list[TestClient] = []
+
+    def make(**overrides) -> TestClient:
+        client = TestClient(create_app(settings_for(**overrides)), raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client) -> TestClient:
+    return make_client()
+
+
+@asynccontextmanager
+async def running(app: FastAPI):
+    """The app with its lifespan started, behind an async client on the current event loop."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+def run_async(coroutine):
+    return asyncio.run(coroutine)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(env: dict[str, str], module: str = "app.cli") -> subprocess.Popen:
+    """`vae-serve` (python -m app.cli, the console script's code) with VAE_* overrides."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module],
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "VAE_LOG_FORMAT": "text", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_ready(url: str, server: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert server.poll() is None, server.communicate()[1]
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} not ready within {timeout} s")

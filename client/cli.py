@@ -25,7 +25,10 @@ from client.results import Images
 
 def latents_from_json(text: str) -> np.ndarray:
     """(N, D) from JSON: a vector, a list of vectors, {"z": ...}, or `encode` output (mu)."""
-    data: Any = json.loads(text)
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"the latent vectors are not JSON ({e})") from None
     if isinstance(data, dict):
         data = data.get("z", [data])
     if isinstance(data, list) and data and isinstance(data[0], dict):

@@ -20,6 +20,7 @@ from model.data import MNIST_FILES
 from model.vae import IMAGE_SHAPE, VAE
 
 CARD_NAME = "model_card.json"
+SPOT_CHECK = {"n_images": 300, "k": 200, "seed": 0}  # a quick figure tests can reproduce
 REQUIRED_METHODS = ("encode", "decode", "decode_logits", "reconstruct", "sample")
 PUBLISHED = {  # test NLL (nats) on binarized MNIST, Burda et al. 2015, Table 1
     "VAE, 1 stochastic layer (Burda et al. 2015)": 86.76,
@@ -110,6 +111,17 @@ Measured with `{m.get("command", "vae-eval")}`.
 """
 
 
+def spot_check(model, data_dir: str | None = None) -> dict:
+    """IWAE NLL on the first test images with few samples: seconds to recompute, so the
+    tests can check that the shipped file still scores what its card says."""
+    from model.evaluate import evaluate, load_test_set
+
+    torch.manual_seed(SPOT_CHECK["seed"])
+    x = load_test_set(data_dir, SPOT_CHECK["n_images"])
+    result = evaluate(model.eval(), x, SPOT_CHECK["k"], progress=False)
+    return {**SPOT_CHECK, "nll": result["test_nll_iwae"], "elbo": result["test_elbo"]}
+
+
 def run_summary(run_dir: Path) -> dict:
     """What vae-train recorded about a run: its config.json plus the total training time."""
     info = run_dir / "config.json"
@@ -130,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--run-info", default=None, help="extra JSON merged into the card's training")
     p.add_argument("--out", default="model/vae_mnist.pt", help="default: %(default)s")
     p.add_argument("--version", default="1.0.0", help="default: %(default)s")
+    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR)")
     args = p.parse_args(argv)
     model, state = load_checkpoint(args.checkpoint)
     run_dir = Path(args.checkpoint).parent
@@ -140,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.run_info:
         run.update(json.loads(Path(args.run_info).read_text()))
     metrics = json.loads(Path(args.eval).read_text()) if args.eval else {}
+    metrics["spot_check"] = spot_check(model, args.data_dir)
     card = build_card(state["config"]["model"], run, metrics, args.version)
     out = export(model, card, args.out)
     out.with_name("model_card.json").write_text(json.dumps(card, indent=2) + "\n")

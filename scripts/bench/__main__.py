@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--systems", type=names(SYSTEM_NAMES), help=f"subset of {SYSTEM_NAMES}")
     p.add_argument("--workloads", type=names(WORKLOAD_NAMES), help=f"subset of {WORKLOAD_NAMES}")
     p.add_argument("--concurrency", type=lambda s: tuple(int(c) for c in s.split(",")))
-    p.add_argument("--duration", dest="duration_s", type=float, help="seconds per repeat")
+    p.add_argument("--duration", dest="duration_s", type=int, help="seconds per repeat")
     p.add_argument("--repeats", type=int)
     p.add_argument("--no-pin", dest="pin", action="store_false", help="no taskset pinning")
     args = p.parse_args(argv)

@@ -50,20 +50,20 @@ class Plan:
     systems: tuple[str, ...] = SYSTEM_NAMES
     workloads: tuple[str, ...] = WORKLOAD_NAMES
     concurrency: tuple[int, ...] = (1, 8, 32, 128)
-    duration_s: float = 2.0  # one measured repeat of one point
+    duration_s: int = 2  # one measured repeat of one point (wrk takes whole seconds)
     repeats: int = 3  # the median of the repeats is reported
-    warmup_s: float = 1.0  # unmeasured load before each point
+    warmup_s: int = 1  # unmeasured load before each point (0: none)
     inprocess_duration_s: float = 1.0
     cold_starts: int = 3  # process start -> ready, median of this many
-    timeout_s: float = 10.0  # a request slower than this counts as an error
+    timeout_s: int = 10  # a request slower than this (s) counts as an error
 
 
 QUICK = Plan(
     systems=("inprocess", "vae-serve"),
     concurrency=(1, 4),
-    duration_s=1.0,
+    duration_s=1,
     repeats=1,
-    warmup_s=0.2,
+    warmup_s=0,
     inprocess_duration_s=0.5,
     cold_starts=1,
 )

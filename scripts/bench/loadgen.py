@@ -35,8 +35,8 @@ def run_wrk(
     headers: dict[str, str],
     body: Path | None,
     connections: int,
-    duration_s: float,
-    timeout_s: float,
+    duration_s: int,
+    timeout_s: int,
     cpus: str | None,
 ) -> dict:
     """One closed-loop run: `connections` requests in flight for `duration_s` seconds."""

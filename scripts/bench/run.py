@@ -86,7 +86,7 @@ def load_point(
     if workload.content_type:
         headers = {**headers, "Content-Type": workload.content_type}
 
-    def wrk(seconds: float) -> dict:
+    def wrk(seconds: int) -> dict:
         return loadgen.run_wrk(
             url, workload.method, headers, body, c, seconds, plan.timeout_s, cpus
         )

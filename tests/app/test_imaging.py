@@ -60,7 +60,7 @@ def test_every_mode_gives_unit_range(mode):
     )
     fmt = "JPEG" if mode == "CMYK" else "TIFF" if mode == "I;16" else "PNG"
     x = imaging.preprocess(encode(image, fmt), 10**6)
-    assert x.shape == (1, 28, 28) and 0 <= x.min() and x.max() <= 1 and x.max() > 0.5
+    assert x.shape == (1, 28, 28) and x.min() >= 0 and x.max() <= 1 and x.max() > 0.5
 
 
 def test_exif_orientation_is_applied():

@@ -103,6 +103,9 @@ Reproduce: `{t.get("reproduce", t.get("command", ""))}`
 
 Measured with `{m.get("command", "vae-eval")}`.
 
+Decoding a batch of 16 latents takes {m.get("decode_ms_batch16_1thread", "n/a")} ms (median,
+one CPU thread, TorchScript, measured at export).
+
 ## Published single-model figures (test NLL, lower is better)
 
 | model | NLL |
@@ -120,6 +123,24 @@ def spot_check(model, data_dir: str | None = None) -> dict:
     x = load_test_set(data_dir, SPOT_CHECK["n_images"])
     result = evaluate(model.eval(), x, SPOT_CHECK["k"], progress=False)
     return {**SPOT_CHECK, "nll": result["test_nll_iwae"], "elbo": result["test_elbo"]}
+
+
+def decode_latency_ms(model, batch: int = 16, repeats: int = 300) -> float:
+    """Median wall time of one decode of `batch` latents on one CPU thread, in ms."""
+    import time
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    scripted = torch.jit.script(model.cpu().eval())
+    z = torch.randn(batch, model.latent_dim)
+    times = []
+    with torch.inference_mode():
+        for _ in range(repeats):
+            start = time.perf_counter()
+            scripted.decode(z)
+            times.append(time.perf_counter() - start)
+    torch.set_num_threads(threads)
+    return round(sorted(times)[len(times) // 2] * 1000, 3)
 
 
 def run_summary(run_dir: Path) -> dict:
@@ -154,6 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         run.update(json.loads(Path(args.run_info).read_text()))
     metrics = json.loads(Path(args.eval).read_text()) if args.eval else {}
     metrics["spot_check"] = spot_check(model, args.data_dir)
+    metrics["decode_ms_batch16_1thread"] = decode_latency_ms(model)
     card = build_card(state["config"]["model"], run, metrics, args.version)
     out = export(model, card, args.out)
     out.with_name("model_card.json").write_text(json.dumps(card, indent=2) + "\n")

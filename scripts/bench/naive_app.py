@@ -43,7 +43,12 @@ async def encode(request: Request) -> dict:
     with torch.inference_mode():
         mu, sigma = module.encode(x)
         kl = module.kl_divergence(mu, sigma)
-    return {"mu": mu[0].tolist(), "sigma": sigma[0].tolist(), "latent_dim": latent_dim, "kl": kl.item()}
+    return {
+        "mu": mu[0].tolist(),
+        "sigma": sigma[0].tolist(),
+        "latent_dim": latent_dim,
+        "kl": kl.item(),
+    }
 
 
 @app.post("/reconstruct")

@@ -14,9 +14,21 @@ from scripts.bench.stats import CDF_PERCENTILES  # noqa: E402
 
 TARGET_C = 32
 CSV_FIELDS = (
-    "system", "workload", "concurrency", "rps", "p50_ms", "p95_ms", "p99_ms", "errors",
-    "requests", "cpu_percent", "client_cpu_percent", "rss_mib", "max_process_rss_mib", "repeats",
-)  # fmt: skip
+    "system",
+    "workload",
+    "concurrency",
+    "rps",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "errors",
+    "requests",
+    "cpu_percent",
+    "client_cpu_percent",
+    "rss_mib",
+    "max_process_rss_mib",
+    "repeats",
+)
 
 
 class Figures:
@@ -40,33 +52,66 @@ class Figures:
         return round(x / y, 2) if x is not None and y else None
 
 
+def target(name: str, value: float | None, goal: str, unit: str, c: int) -> dict:
+    """One target: `goal` is '>= 3' or '<= 20'; met is None when the value was not measured."""
+    op, limit = goal.split()
+    met = None if value is None else value >= float(limit) if op == ">=" else value <= float(limit)
+    return {"target": name, "goal": goal, "unit": unit, "value": value, "c": c, "met": met}
+
+
 def targets(f: Figures) -> list[dict]:
-    """The issue's targets, each with the figure this run reached (None: not measured)."""
+    """The issue's targets, each with the figure this run reached."""
     starts = f.results["cold_start_s"].get("vae-serve")
     rss = [
         p["max_process_rss_mib"]
         for p in f.results["points"]
         if p["system"].startswith("vae-serve") and p.get("max_process_rss_mib")
     ]
-    rows = [
-        ("sample n=16 req/s, vae-serve / TorchServe", ">= 3", "x",
-         f.ratio("vae-serve", "torchserve", "sample16"), lambda v: v >= 3),
-        ("sample n=16 req/s, vae-serve / in-process limit", ">= 0.5", "x",
-         f.ratio("vae-serve", "inprocess", "sample16"), lambda v: v >= 0.5),
-        ("encode 28x28 p99, vae-serve", "<= 20", "ms",
-         f.get("vae-serve", "encode28", "p99_ms"), lambda v: v <= 20),
-        ("encode 28x28 req/s, vae-serve / TorchServe", ">= 2", "x",
-         f.ratio("vae-serve", "torchserve", "encode28"), lambda v: v >= 2),
-        ("cold start, vae-serve (median)", "<= 2", "s",
-         round(statistics.median(starts), 2) if starts else None, lambda v: v <= 2),
-        ("RSS per worker, vae-serve (largest process, peak)", "<= 400", "MiB",
-         max(rss) if rss else None, lambda v: v <= 400),
-    ]  # fmt: skip
+    c = f.target_c
     return [
-        {"target": name, "goal": goal, "unit": unit, "value": value, "c": f.target_c,
-         "met": None if value is None else bool(check(value))}
-        for name, goal, unit, value, check in rows
-    ]  # fmt: skip
+        target(
+            "sample n=16 req/s, vae-serve / TorchServe",
+            f.ratio("vae-serve", "torchserve", "sample16"),
+            ">= 3",
+            "x",
+            c,
+        ),
+        target(
+            "sample n=16 req/s, vae-serve / in-process limit",
+            f.ratio("vae-serve", "inprocess", "sample16"),
+            ">= 0.5",
+            "x",
+            c,
+        ),
+        target(
+            "encode 28x28 p99, vae-serve",
+            f.get("vae-serve", "encode28", "p99_ms"),
+            "<= 20",
+            "ms",
+            c,
+        ),
+        target(
+            "encode 28x28 req/s, vae-serve / TorchServe",
+            f.ratio("vae-serve", "torchserve", "encode28"),
+            ">= 2",
+            "x",
+            c,
+        ),
+        target(
+            "cold start, vae-serve (median)",
+            round(statistics.median(starts), 2) if starts else None,
+            "<= 2",
+            "s",
+            c,
+        ),
+        target(
+            "RSS per worker, vae-serve (largest process, peak)",
+            max(rss) if rss else None,
+            "<= 400",
+            "MiB",
+            c,
+        ),
+    ]
 
 
 def cell(value: object) -> str:
@@ -98,7 +143,8 @@ def markdown(results: dict) -> str:
         lines += ["|---|" + "---|" * len(f.concurrency)]
         for system in f.systems:
             cells = [
-                f"{cell(f.get(system, workload, 'rps', c))} ({cell(f.get(system, workload, 'p99_ms', c))})"
+                f"{cell(f.get(system, workload, 'rps', c))} "
+                f"({cell(f.get(system, workload, 'p99_ms', c))})"
                 for c in f.concurrency
             ]
             lines.append(f"| {system} | " + " | ".join(cells) + " |")
@@ -116,8 +162,11 @@ def markdown(results: dict) -> str:
                 ]
                 lines.append(f"| {workload} | {c} | " + " | ".join(map(cell, figures)) + " |")
     lines += ["", "## Cold start, memory, CPU", ""]
-    lines += ["| system | cold start s (median; runs) | peak RSS MiB total / largest process "
-              f"| server CPU % at c={f.target_c} (first workload) |", "|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "| system | cold start s (median; runs) | peak RSS MiB total / largest process "
+        f"| server CPU % at c={f.target_c} (first workload) |",
+        "|---|---|---|---|",
+    ]
     for system in f.systems:
         starts = results["cold_start_s"].get(system)
         own = [p for p in results["points"] if p["system"] == system]

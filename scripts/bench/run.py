@@ -71,9 +71,7 @@ def verify(running: servers.Running, workload: Workload, body: Path | None) -> N
     kind = response.headers.get("content-type", "")
     expected = "application/json" if workload.path == "/encode" else "image/png"
     if response.status_code != 200 or not kind.startswith(expected):
-        raise RuntimeError(
-            f"{workload.name}: {response.status_code} {kind}: {response.text[:300]}"
-        )
+        raise RuntimeError(f"{workload.name}: {response.status_code} {kind}: {response.text[:300]}")
     if expected == "application/json" and not {"mu", "sigma"} <= response.json().keys():
         raise RuntimeError(f"{workload.name}: no mu/sigma in {response.text[:300]}")
 

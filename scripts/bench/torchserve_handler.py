@@ -2,8 +2,9 @@
 
 Requests go to /predictions/vae, which passes no query string to handlers, so the operation
 is in headers: X-Op: sample with X-N: 16 -> PNG grid of n samples; X-Op: encode with a raw
-image body -> JSON {mu, sigma, latent_dim, kl}; X-Op: reconstruct -> PNG. One TorchServe batch may mix ops: each op's rows run as one
-model call. Preprocessing and PNG encoding are app.imaging's, as in vae-serve.
+image body -> JSON {mu, sigma, latent_dim, kl}; X-Op: reconstruct -> PNG. One TorchServe
+batch may mix ops: each op's rows run as one model call. Preprocessing and PNG encoding
+are app.imaging's, as in vae-serve.
 """
 
 import os
@@ -60,7 +61,12 @@ class VAEHandler:
         kl = self.module.kl_divergence(mu, sigma)
         return [
             orjson.dumps(
-                {"mu": m.tolist(), "sigma": s.tolist(), "latent_dim": self.latent_dim, "kl": k.item()}
+                {
+                    "mu": m.tolist(),
+                    "sigma": s.tolist(),
+                    "latent_dim": self.latent_dim,
+                    "kl": k.item(),
+                }
             )
             for m, s, k in zip(mu, sigma, kl, strict=True)
         ]

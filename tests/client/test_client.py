@@ -120,7 +120,7 @@ def test_model_info_and_ready(vae: VAEClient) -> None:
         (lambda v: v.sample(2, temperature=11), 422, "invalid_parameters", "temperature"),
         (lambda v: v.decode([0.0, 1.0]), 422, "invalid_parameters", "4 values"),
         (
-            lambda v: v.interpolate([0.0] * 4, [1.0] * 4, steps=99),
+            lambda v: v.interpolate([0.0] * 4, [1.0] * 4, 99),
             422,
             "invalid_parameters",
             "steps",

@@ -49,6 +49,12 @@ class _Settings:
             "headers": headers,
         }
 
+    def retry_delay(self, call: Call[Any], response: httpx.Response, attempt: int) -> float | None:
+        """Seconds to wait before sending `call` again, or None to take this response."""
+        if not call.checked:
+            return None
+        return calls.retry_delay(response, attempt, self.retries, self.max_retry_wait)
+
     def unreachable(self, error: httpx.TransportError) -> VAEConnectionError:
         return VAEConnectionError(f"cannot reach the service at {self.base_url}: {error!r}")
 
@@ -94,8 +100,8 @@ class VAEClient(_Settings):
                 response = self._http.request(**self.request_args(call))
             except httpx.TransportError as e:
                 raise self.unreachable(e) from e
-            delay = calls.retry_delay(response, attempt, self.retries, self.max_retry_wait)
-            if delay is None or not call.checked:
+            delay = self.retry_delay(call, response, attempt)
+            if delay is None:
                 return call.result(response)
             time.sleep(delay)
             attempt += 1
@@ -177,8 +183,8 @@ class AsyncVAEClient(_Settings):
                 response = await self._http.request(**self.request_args(call))
             except httpx.TransportError as e:
                 raise self.unreachable(e) from e
-            delay = calls.retry_delay(response, attempt, self.retries, self.max_retry_wait)
-            if delay is None or not call.checked:
+            delay = self.retry_delay(call, response, attempt)
+            if delay is None:
                 return call.result(response)
             await asyncio.sleep(delay)
             attempt += 1

@@ -150,10 +150,9 @@ async def worker(
     client: httpx.AsyncClient, latent: int, seed: int, started: float, stop: float, tally: Tally
 ) -> None:
     rng = random.Random(seed)
-    while time.monotonic() < stop:
+    while (t0 := time.monotonic()) < stop:
         plan = requests_for(latent, rng)
         _, method, path, kwargs, allowed = rng.choices(plan, weights=[p[0] for p in plan])[0]
-        t0 = time.monotonic()
         try:
             response = await client.request(method, path, **kwargs)
             status = str(response.status_code)

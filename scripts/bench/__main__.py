@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from scripts.bench.config import SYSTEM_NAMES, WORKLOAD_NAMES, make_plan
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--concurrency", type=lambda s: tuple(int(c) for c in s.split(",")))
     p.add_argument("--duration", dest="duration_s", type=int, help="seconds per repeat")
     p.add_argument("--repeats", type=int)
+    p.add_argument("--workdir", type=Path, help="models, bodies, logs (default: a new temp dir)")
     p.add_argument("--no-pin", dest="pin", action="store_false", help="no taskset pinning")
     args = p.parse_args(argv)
     plan = make_plan(
@@ -46,10 +48,12 @@ def main(argv: list[str] | None = None) -> None:
         duration_s=args.duration_s,
         repeats=args.repeats,
     )
-    workdir = args.out / "work"  # exported models, request bodies, server logs
+    args.out.mkdir(parents=True, exist_ok=True)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="vae-bench-"))  # kept after the run
     workdir.mkdir(parents=True, exist_ok=True)
     model = resolve_model(args.model or ("tiny" if args.quick else str(SHIPPED_MODEL)), workdir)
     results = run(plan, model, write_bodies(workdir), workdir, args.pin)
+    results["meta"]["workdir"] = str(workdir)
     print(write_all(results, args.out))
     sys.exit(1 if results["failures"] and args.quick else 0)
 

@@ -73,15 +73,28 @@ class Server:
     started: float  # perf_counter() just before the process was spawned
 
     def stop(self, grace_s: float = 20.0) -> None:
-        """SIGTERM to the server's own process group, SIGKILL if it has not gone in time."""
-        if self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        """SIGTERM to the server's process group, SIGKILL past `grace_s`; returns once every
+        process of the group has gone (TorchServe's JVM outlives its launcher otherwise)."""
+        for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait_s
+            while time.monotonic() < deadline:
+                self.process.poll()  # reaps the group leader
+                if not group_alive(self.process.pid):
+                    return
+                time.sleep(0.05)
+        self.process.poll()
+
+
+def group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def start(

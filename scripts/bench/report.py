@@ -127,7 +127,8 @@ def markdown(results: dict) -> str:
         f"Run {meta['started']} to {meta.get('finished', '?')} on {meta['cpus']} CPUs, "
         f"model `{meta['model']}`, torch {meta['torch']}; server on CPUs "
         f"{meta['server_cpus'] or 'all'}, wrk on CPUs {meta['client_cpus'] or 'all'}. "
-        f"Medians of {meta['plan']['repeats']} repeats of {meta['plan']['duration_s']} s.",
+        f"Medians of {meta['plan']['repeats']} repeats of {meta['plan']['duration_s']} s. "
+        f"Server logs: `{meta.get('workdir', '?')}`.",
         "",
         f"## Targets (c={f.target_c})",
         "",

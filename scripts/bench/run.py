@@ -29,6 +29,7 @@ def core_split(pin: bool) -> tuple[str | None, str | None]:
 
 def run_inprocess(plan: Plan, model: Path, bodies: dict[str, Path], cpus: str | None) -> list:
     """The plain loop ('inprocess', one request per turn) and batched turns of c requests."""
+    torch.set_num_threads(1)  # as vae-serve's default VAE_TORCH_THREADS
     module = torch.jit.load(str(model), map_location="cpu").eval()
     affinity = os.sched_getaffinity(0)
     if cpus:

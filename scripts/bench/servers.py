@@ -112,6 +112,8 @@ def launch(system: System, model: Path, workdir: Path, cpus: str | None) -> Runn
     config = torchserve_files(model, tsdir, (port, procs.free_port(), procs.free_port()))
     command = [executable("torchserve"), "--start", "--foreground", "--ncs"]
     command += ["--disable-token-auth", "--ts-config", str(config)]
-    server = procs.start(procs.pinned(command, cpus), {}, base, log, cwd=tsdir)
+    # TMPDIR: its pid file (a second TorchServe refuses to start while one is listed there)
+    env = {"TMPDIR": str(tsdir)}
+    server = procs.start(procs.pinned(command, cpus), env, base, log, cwd=tsdir)
     # /ping turns healthy before the worker has served anything: probe a real prediction
     return Running(system, server, "/predictions/vae", {"X-Op": "sample", "X-N": "1"})

@@ -22,14 +22,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_quick_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     assert shutil.which("wrk"), "wrk is not installed: run .ci/bench-tools.sh"
     done = subprocess.run(
-        [sys.executable, "-m", "scripts.bench", "--quick", "--out", str(tmp_path)],
+        [sys.executable, "-m", "scripts.bench", "--quick", "--out", str(tmp_path / "out")]
+        + ["--workdir", str(tmp_path / "work")],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=220,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads((tmp_path / "results.json").read_text())
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert {"meta", "points", "cold_start_s", "failures", "targets"} <= results.keys()
     assert results["failures"] == {}
     measured = {(p["system"], p["workload"], p["concurrency"]): p for p in results["points"]}
@@ -44,5 +45,5 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     assert results["cold_start_s"]["vae-serve"][0] > 0
     assert measured[("vae-serve", "sample16", 4)]["max_process_rss_mib"] > 0
     for name in ("report.md", "results.csv", "throughput.png", "latency_cdf.png"):
-        assert (tmp_path / name).stat().st_size > 0, name
-    assert "| vae-serve |" in (tmp_path / "report.md").read_text()
+        assert (tmp_path / "out" / name).stat().st_size > 0, name
+    assert "| vae-serve |" in (tmp_path / "out" / "report.md").read_text()

@@ -59,13 +59,14 @@ def wait_ready(process: subprocess.Popen, url: str, log: Path) -> None:
 
 @pytest.fixture(scope="session")
 def server(tiny_model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`vae-serve` (the same entry point, run with this interpreter) serving the tiny model."""
+    """`vae-serve` (the same entry point, run with this interpreter) serving the tiny model,
+    or $DEMO_MODEL (e.g. the shipped model, for screenshots with real digits)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("demo-server") / "server.log"
     env = {
         **os.environ,
-        "VAE_MODEL_PATH": str(tiny_model_file),
+        "VAE_MODEL_PATH": os.environ.get("DEMO_MODEL") or str(tiny_model_file),
         "VAE_PORT": str(port),
         "VAE_API_KEY": "",
         "VAE_LOG_FORMAT": "text",

@@ -84,7 +84,13 @@ def plot_model(model, out: Path, data_dir: str | None = None, seed: int = 0) -> 
     save_image(image_grid(pairs, 8), out / "reconstructions.png", "Test inputs | reconstructions")
     mu = torch.cat([model.encode(b)[0] for b in fixed_binarization(x[:5000]).split(1000)])
     plot_latent_space(mu.numpy(), labels[:5000], out / "latent_space.png")
-    return [out / name for name in ("samples.png", "reconstructions.png", "latent_space.png")]
+    rows = []
+    for a, b in ((0, 1), (2, 3), (4, 5)):  # straight lines between the means of test digits
+        t = torch.linspace(0, 1, 10).unsqueeze(1)
+        rows.append(model.decode((1 - t) * mu[a] + t * mu[b]))
+    save_image(image_grid(torch.cat(rows), 10), out / "interpolation.png", "Interpolations in z")
+    names = ("samples.png", "reconstructions.png", "latent_space.png", "interpolation.png")
+    return [out / name for name in names]
 
 
 def plot_run(run_dir: Path, checkpoint: Path | None = None, data_dir: str | None = None) -> None:

@@ -1,4 +1,7 @@
-"""Request-scoped access to what the lifespan built: settings and the ready model."""
+"""Request-scoped access to what the lifespan built: settings and the ready model.
+
+All dependencies are `async def`: a plain `def` would cost a threadpool round trip each.
+"""
 
 from typing import Annotated
 
@@ -9,11 +12,11 @@ from app.inference import ModelService
 from app.settings import Settings
 
 
-def get_settings_from_app(request: Request) -> Settings:
+async def get_settings_from_app(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_model(request: Request) -> ModelService:
+async def get_model(request: Request) -> ModelService:
     state = request.app.state
     if not state.ready or state.model is None:
         raise APIError(503, "not_ready", "the model is not loaded yet", {"Retry-After": "1"})

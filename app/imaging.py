@@ -70,16 +70,24 @@ def to_grey(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
 
 
+def border_of(grey: np.ndarray) -> np.ndarray:
+    return np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+
+
 def mnist_like(grey: np.ndarray) -> np.ndarray:
     """(H, W) in [0, 1] -> (28, 28): light background inverted, digit fitted and centred."""
     if grey.shape == (SIDE, SIDE):
         return grey
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    if np.median(border) > 0.5:  # dark ink on light paper
+    if np.median(border_of(grey)) > 0.5:  # dark ink on light paper
         grey = 1.0 - grey
-    ink = grey > INK_THRESHOLD * max(float(grey.max()), 1e-6)
-    if not ink.any() or grey.max() < 0.05:
+    # Paper is rarely pure black once inverted (shadows, noise, JPEG): take its level, as
+    # seen on the border, for zero, so that only the digit counts as ink.
+    paper = float(np.median(border_of(grey)))
+    top = float(grey.max())
+    if top - paper < 0.05:  # no contrast: a blank image
         return np.zeros((SIDE, SIDE), dtype=np.float32)
+    grey = np.clip((grey - paper) / (top - paper), 0.0, 1.0)
+    ink = grey > INK_THRESHOLD
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
     digit = grey[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     scale = BOX / max(digit.shape)

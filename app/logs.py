@@ -24,7 +24,7 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+def configure_logging(level: str = "INFO", fmt: str = "json", access_log: bool = True) -> None:
     """Route the app's and uvicorn's error logs through one handler; our access log replaces
     uvicorn's (which has no request id)."""
     handler = logging.StreamHandler(sys.stderr)
@@ -39,3 +39,4 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("app.access").disabled = not access_log

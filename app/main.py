@@ -46,7 +46,7 @@ def drain_on_sigterm(app: FastAPI) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     settings: Settings = app.state.settings
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, settings.access_log)
     try:
         model = ModelService.load(settings)
     except ModelLoadError as e:

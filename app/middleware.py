@@ -94,6 +94,8 @@ class RequestContextMiddleware:
         labels = (template, scope["method"], str(status))
         metrics.REQUESTS.labels(*labels).inc()
         metrics.REQUEST_DURATION.labels(*labels).observe(seconds)
+        if not access_log.isEnabledFor(logging.INFO):  # VAE_ACCESS_LOG=false, or a higher level
+            return
         access_log.info(
             "%s %s %d %.1fms",
             scope["method"],

@@ -8,7 +8,7 @@ from fastapi import Depends, Header, Request
 from app.errors import APIError
 
 
-def require_api_key(
+async def require_api_key(
     request: Request,
     x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,

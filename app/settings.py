@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     # Logging and process
     log_level: str = Field("INFO", description="DEBUG | INFO | WARNING | ERROR")
     log_format: Literal["json", "text"] = Field("json", description="json or text")
+    access_log: bool = Field(True, description="one log record per request")
     host: str = Field("127.0.0.1", description="bind address (vae-serve)")
     port: int = Field(8000, ge=1, le=65535, description="port (vae-serve)")
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes (vae-serve)")

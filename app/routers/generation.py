@@ -89,9 +89,12 @@ async def sample(
                             "file": {
                                 "type": "array",
                                 "items": {"type": "string", "format": "binary"},
+                                "minItems": 2,
+                                "maxItems": 2,
                                 "description": "exactly two images: start and end",
                             }
                         },
+                        "required": ["file"],
                     }
                 },
             },

@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--concurrency", type=lambda s: tuple(int(c) for c in s.split(",")))
     p.add_argument("--duration", dest="duration_s", type=int, help="seconds per repeat")
     p.add_argument("--repeats", type=int)
+    p.add_argument("--cold-starts", dest="cold_starts", type=int, help="starts per server")
     p.add_argument("--workdir", type=Path, help="models, bodies, logs (default: a new temp dir)")
     p.add_argument("--no-pin", dest="pin", action="store_false", help="no taskset pinning")
     args = p.parse_args(argv)
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         concurrency=args.concurrency,
         duration_s=args.duration_s,
         repeats=args.repeats,
+        cold_starts=args.cold_starts,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="vae-bench-"))  # kept after the run

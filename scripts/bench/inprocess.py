@@ -75,7 +75,7 @@ def measure(
     """Throughput and latency of `batch` requests per loop turn for `duration_s` seconds."""
     turn = make_turn(module, workload, body, batch)
     with torch.inference_mode():
-        for _ in range(3):  # TorchScript profiles its first calls
+        for _ in range(2):  # TorchScript profiles its first calls
             turn()
         latencies, cpu0, start = [], time.process_time(), time.perf_counter()
         while (now := time.perf_counter()) - start < duration_s:

@@ -38,17 +38,17 @@ def run_inprocess(plan: Plan, model: Path, bodies: dict[str, Path], cpus: str | 
     try:
         for workload in selected(WORKLOADS, plan.workloads):
             body = bodies[workload.body].read_bytes() if workload.body else None
-            batches = [("inprocess", 1), *(("inprocess-batched", c) for c in plan.concurrency)]
-            for name, batch in batches:
-                if batch == 1 and name == "inprocess-batched":
-                    continue  # the same as the plain loop
-                repeats = [
-                    inprocess.measure(module, workload, body, batch, plan.inprocess_duration_s)
-                    for _ in range(plan.repeats)
-                ]
-                for c in plan.concurrency if name == "inprocess" else [batch]:
-                    points.append(point(name, workload, c, median_of_repeats(repeats)))
-                log(f"{name:18} {workload.name:13} batch={batch:<4} {repeats[0]['rps']:8.1f} req/s")
+            turns = [("inprocess", 1, plan.concurrency)]  # one figure, drawn at every c
+            turns += [("inprocess-batched", c, (c,)) for c in plan.concurrency if c > 1]
+            for name, batch, concurrencies in turns:
+                figures = median_of_repeats(
+                    [
+                        inprocess.measure(module, workload, body, batch, plan.inprocess_duration_s)
+                        for _ in range(plan.repeats)
+                    ]
+                )
+                points += [point(name, workload, c, figures) for c in concurrencies]
+                log(f"{name:18} {workload.name:13} batch={batch:<4} {figures['rps']:8.1f} req/s")
     finally:
         os.sched_setaffinity(0, affinity)
     return points

@@ -62,7 +62,7 @@ def digit_png() -> bytes:
 @pytest.fixture
 def settings_for(tiny_model_file: Path) -> Callable[..., Settings]:
     def make(**overrides) -> Settings:
-        return Settings(model_path=tiny_model_file, log_format="text", **overrides)
+        return Settings(**{"model_path": tiny_model_file, "log_format": "text", **overrides})
 
     return make
 

@@ -37,3 +37,11 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 )
 def test_every_operation_conforms_without_server_errors(case):
     case.call_and_validate(excluded_checks=[positive_data_acceptance])
+
+
+def test_multipart_bodies_require_their_images(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    for path, least in [("/encode", 1), ("/reconstruct", 1), ("/interpolate", 2)]:
+        form = paths[path]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+        assert form["required"] == ["file"]
+        assert form["properties"]["file"]["minItems"] == least

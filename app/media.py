@@ -21,24 +21,27 @@ FormatQuery = Annotated[
 ]
 ScaleQuery = Annotated[int, Query(ge=1, le=16, description="PNG upscaling factor")]
 
+
+def image_form(description: str, min_items: int = 1, max_items: int | None = None) -> dict:
+    """OpenAPI schema of a multipart form holding images in field `file`."""
+    files = {
+        "type": "array",
+        "items": {"type": "string", "format": "binary"},
+        "minItems": min_items,
+        "description": description,
+    }
+    if max_items is not None:
+        files["maxItems"] = max_items
+    return {"type": "object", "properties": {"file": files}, "required": ["file"]}
+
+
 # OpenAPI description of the two ways to send images (the handlers parse the body themselves).
 IMAGE_BODY = {
     "requestBody": {
         "required": True,
         "content": {
             "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "file": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                            "minItems": 1,
-                            "description": "one or more images (field name file or files)",
-                        }
-                    },
-                    "required": ["file"],
-                }
+                "schema": image_form("one or more images (field name file or files)")
             },
             **{t: {"schema": {"type": "string", "format": "binary"}} for t in RAW_IMAGE_TYPES},
         },

@@ -1,8 +1,9 @@
 """The outermost layer of every request (pure ASGI, no per-request task overhead).
 
 It gives each request an id (X-Request-ID, echoed back), refuses bodies over the upload
-limit before they are read (413), turns any unhandled exception into a JSON 500, counts
-and times the request by route template, and writes one access-log record.
+limit (or the smaller JSON limit) before they are read (413), turns any unhandled exception
+into a JSON 500, counts and times the request by route template, and writes one access-log
+record.
 """
 
 import logging
@@ -25,9 +26,10 @@ class BodyTooLarge(Exception):
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_json_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_json_bytes = max_json_bytes  # JSON is parsed on the event loop: keep it small
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -37,6 +39,8 @@ class RequestContextMiddleware:
         headers = dict(scope["headers"])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        is_json = headers.get(b"content-type", b"").startswith(b"application/json")
+        limit = self.max_json_bytes if is_json else self.max_body_bytes
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         response_started = False
@@ -55,20 +59,20 @@ class RequestContextMiddleware:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_body_bytes:
+            if received > limit:
                 raise BodyTooLarge
             return message
 
         metrics.IN_FLIGHT.inc()
         try:
             declared = headers.get(b"content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            if declared is not None and declared.isdigit() and int(declared) > limit:
                 raise BodyTooLarge
             await self.app(scope, limited_receive, send_with_id)
         except BodyTooLarge:
             if not response_started:
                 metrics.FAILURES.labels("payload_too_large").inc()
-                detail = f"request body exceeds {self.max_body_bytes} bytes"
+                detail = f"request body exceeds {limit} bytes"
                 await error_response(413, "payload_too_large", detail)(scope, receive, send_with_id)
         except Exception as e:
             error_log.error(

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
 
     # Limits
     max_upload_bytes: int = Field(10 * 2**20, ge=1024, description="largest request body")
+    max_json_bytes: int = Field(
+        2**20, ge=1024, description="largest JSON body (parsed on the event loop, so smaller)"
+    )
     max_image_pixels: int = Field(16_000_000, ge=784, description="largest image (w*h) decoded")
     max_samples: int = Field(256, ge=1, description="largest n for /sample and rows for /decode")
     max_batch_items: int = Field(64, ge=1, description="most images in one /encode request")

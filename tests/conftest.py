@@ -1,11 +1,19 @@
-"""Shared fixtures: where MNIST is, and a tiny untrained VAE exported to a temp dir."""
+"""Shared fixtures: where MNIST is, a tiny untrained VAE exported to a temp dir, and the
+service running on it in-process."""
 
+import io
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from fastapi.testclient import TestClient
+from PIL import Image
 
+from app.main import create_app
+from app.settings import Settings
 from model.export import build_card, export
 from model.vae import VAE, VAEConfig
 
@@ -42,3 +50,49 @@ def tiny_model_file(tmp_path_factory) -> Path:
         "0.0.1-test",
     )
     return export(model, card, tmp_path_factory.mktemp("tiny") / "tiny.pt")
+
+
+@pytest.fixture
+def settings_for(tiny_model_file: Path) -> Callable[..., Settings]:
+    """Settings on the tiny model, with overrides."""
+
+    def make(**overrides) -> Settings:
+        return Settings(**{"model_path": tiny_model_file, "log_format": "text", **overrides})
+
+    return make
+
+
+@pytest.fixture
+def make_client(settings_for) -> Iterator[Callable[..., TestClient]]:
+    """Build a started in-process client with settings overrides; all closed at teardown."""
+    clients: list[TestClient] = []
+
+    def make(**overrides) -> TestClient:
+        client = TestClient(create_app(settings_for(**overrides)), raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client) -> TestClient:
+    return make_client()
+
+
+@pytest.fixture
+def digit_png() -> bytes:
+    """A 28x28 white-on-black stroke, like an MNIST '1'."""
+    array = np.zeros((28, 28), dtype=np.uint8)
+    array[4:24, 13:16] = 255
+    return png_bytes(array)
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    """A greyscale uint8 array as PNG bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(array.astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from app.dependencies import AppSettings, Model
 from app.errors import APIError
-from app.media import FormatQuery, ScaleQuery, image_response, read_images, wants_json
+from app.media import FormatQuery, ScaleQuery, image_form, image_response, read_images, wants_json
 from app.schemas import ERROR_RESPONSES, DecodeRequest, InterpolateRequest
 from app.security import APIKey
 
@@ -83,19 +83,7 @@ async def sample(
             "content": {
                 "application/json": {"schema": InterpolateRequest.model_json_schema()},
                 "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            "file": {
-                                "type": "array",
-                                "items": {"type": "string", "format": "binary"},
-                                "minItems": 2,
-                                "maxItems": 2,
-                                "description": "exactly two images: start and end",
-                            }
-                        },
-                        "required": ["file"],
-                    }
+                    "schema": image_form("exactly two images: start and end", 2, 2)
                 },
             },
         }

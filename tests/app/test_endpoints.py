@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tests.app.conftest import png_bytes
+from tests.conftest import png_bytes
 
 LATENT = 4  # the tiny model's D
 

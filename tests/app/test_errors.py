@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.app.conftest import png_bytes
+from tests.conftest import png_bytes
 
 LATENT = 4
 
@@ -192,3 +192,10 @@ def test_exif_rotated_and_rgba_images_are_accepted(client):
     rgba.save(buffer, format="PNG")
     r = upload(client, buffer.getvalue())
     assert r.status_code == 200 and all(s > 0 for s in r.json()["sigma"])
+
+
+def test_json_bodies_have_their_own_smaller_limit(make_client):
+    client = make_client(max_json_bytes=2048, max_upload_bytes=10**6)
+    big = {"z": [[0.0] * LATENT] * 200}  # ~4 KB of JSON
+    assert_error(client.post("/decode", json=big), 413, "payload_too_large")
+    assert client.post("/decode", json={"z": [0.0] * LATENT}).status_code == 200

@@ -8,7 +8,7 @@ from PIL import Image
 
 from app import imaging
 from app.errors import APIError
-from tests.app.conftest import png_bytes
+from tests.conftest import png_bytes
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:

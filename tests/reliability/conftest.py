@@ -7,19 +7,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import numpy as np
-import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from PIL import Image
-
-from app.main import create_app
-from app.settings import Settings
 
 LATENT = 4  # the tiny model's D
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,43 +43,6 @@ def assert_encoding(body: dict) -> None:
     mu, sigma = np.array(body["mu"]), np.array(body["sigma"])
     assert mu.shape == sigma.shape == (LATENT,)
     assert np.isfinite(mu).all() and np.isfinite(sigma).all() and (sigma > 0).all()
-
-
-@pytest.fixture
-def digit_png() -> bytes:
-    """A 28x28 white-on-black stroke, like an MNIST '1'."""
-    array = np.zeros((28, 28), dtype=np.uint8)
-    array[4:24, 13:16] = 255
-    return encoded(Image.fromarray(array))
-
-
-@pytest.fixture
-def settings_for(tiny_model_file: Path) -> Callable[..., Settings]:
-    def make(**overrides) -> Settings:
-        return Settings(**{"model_path": tiny_model_file, "log_format": "text", **overrides})
-
-    return make
-
-
-@pytest.fixture
-def make_client(settings_for) -> Iterator[Callable[..., TestClient]]:
-    """Build a started in-process client with settings overrides; all closed at teardown."""
-    clients: list[TestClient] = []
-
-    def make(**overrides) -> TestClient:
-        client = TestClient(create_app(settings_for(**overrides)), raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
-
-
-@pytest.fixture
-def client(make_client) -> TestClient:
-    return make_client()
 
 
 @asynccontextmanager

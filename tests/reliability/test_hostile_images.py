@@ -13,6 +13,7 @@ from PIL import Image
 
 from app import imaging
 from app.main import create_app
+from app.settings import Settings
 from tests.reliability.conftest import assert_encoding, assert_error, encoded
 
 TIME_BOUND_S = 3.0  # generous: the CI machine is small and shared
@@ -103,8 +104,6 @@ INVALID = {
 @pytest.fixture(scope="module")
 def shared(tiny_model_file) -> TestClient:
     """One app for the whole corpus: it has to survive every upload in turn."""
-    from app.settings import Settings
-
     app = create_app(Settings(model_path=tiny_model_file, log_format="text"))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client

@@ -53,7 +53,7 @@ def test_excess_requests_get_503_fast_and_accepted_ones_complete(
     assert len(accepted) + len(refused) == REQUESTS
     assert CAPACITY <= len(accepted) < REQUESTS / 2
     slowest_accepted = max(seconds for _, r, seconds in results if r.status_code == 200)
-    assert slowest_accepted >= CAPACITY * MODEL_DELAY_S / (2 if batching else 1)
+    assert slowest_accepted >= MODEL_DELAY_S  # the model really was slow
     for response, seconds in refused:
         assert_error(response, 503, "overloaded")
         assert response.headers["retry-after"] == "1"

@@ -90,7 +90,7 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # its event loop must stop before other tests run asyncio
 def browser():
     """Headless system Chromium via playwright."""
     executable = os.environ.get("CHROMIUM") or shutil.which("chromium")

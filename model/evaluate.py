@@ -11,6 +11,7 @@ which approaches log p(x) from below as K grows; K = 1000 is the standard protoc
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     result = evaluate(model, load_test_set(args.data_dir, args.limit), args.k)
     result["seconds"] = round(time.perf_counter() - t0, 1)
+    result["command"] = " ".join(["vae-eval", *(argv if argv is not None else sys.argv[1:])])
     print(json.dumps(result, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -2,6 +2,8 @@
 
     vae-train --epochs 100 --out runs/mlp            # or: python -m model.train ...
     vae-train --resume runs/mlp/last.pt              # carry on where a run stopped
+    vae-train --init-from runs/mlp/best.pt --iw-samples 20 --lr 1e-4 --epochs 8
+                                                     # fine-tune: same weights, new schedule
 
 Writes into --out: last.pt and best.pt (weights, optimizer, config, epoch), metrics.jsonl
 (one line per epoch) and, with matplotlib installed, the plots of model/plots.py.
@@ -42,6 +44,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 1  # torch intra-op threads on CPU
     data_dir: str | None = None
+    init_from: str | None = None  # start from these weights (fresh optimizer and schedule)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -147,6 +150,10 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     model = VAE(cfg.model).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start, best = 0, -math.inf
+    if cfg.init_from and resume is None:
+        init = torch.load(cfg.init_from, map_location=device, weights_only=True)
+        model.load_state_dict(init["model"])
+        log.info("starting from the weights of %s", cfg.init_from)
     if resume is not None:
         state = torch.load(resume, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
@@ -203,6 +210,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, Path |
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", default="runs/vae", help="run directory (default: runs/vae)")
     p.add_argument("--resume", default=None, help="checkpoint to resume from (e.g. runs/x/last.pt)")
+    p.add_argument(
+        "--init-from", default=None, help="fine-tune: start from this checkpoint's weights"
+    )
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR)")
     p.add_argument("--arch", default=m.arch, choices=["mlp", "conv"], help="default: %(default)s")
     p.add_argument("--latent-dim", type=int, default=m.latent_dim, help="default: %(default)s")
@@ -225,8 +235,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, Path |
     model_cfg = VAEConfig(a.arch, a.latent_dim, a.hidden, a.channels)
     cfg = TrainConfig(
         model_cfg, a.epochs, a.batch_size, a.lr, a.min_lr, a.iw_samples,
-        a.kl_warmup_epochs, a.val_size, a.seed, a.device, a.threads, a.data_dir,
+        a.kl_warmup_epochs, a.val_size, a.seed, a.device, a.threads, a.data_dir, a.init_from,
     )  # fmt: skip
+    if a.init_from:  # the architecture is the checkpoint's
+        state = torch.load(a.init_from, map_location="cpu", weights_only=True)
+        cfg.model = VAEConfig(**state["config"]["model"])
     if a.resume:  # the checkpoint's own config wins, except for the length of the run
         state = torch.load(a.resume, map_location="cpu", weights_only=True)
         cfg = dataclasses.replace(config_from_dict(state["config"]), epochs=a.epochs)

@@ -4,6 +4,7 @@ The lifespan loads the TorchScript model once, warms it up, then reports ready; 
 readiness turns false at once while uvicorn lets in-flight requests finish.
 """
 
+import gc
 import logging
 import signal
 from contextlib import asynccontextmanager
@@ -56,6 +57,11 @@ async def lifespan(app: FastAPI):
     app.state.model = model
     if settings.warmup:
         await model.warm_up()
+    # Start-up objects (torch, FastAPI, the model) never die: move them out of the garbage
+    # collector's sight, or every full collection walks them all (p99 of encode at c=32 fell
+    # from ~110 ms to ~15 ms with this, docs/benchmarks.md).
+    gc.collect()
+    gc.freeze()
     app.state.ready = True
     metrics.READY.set(1)
     drain_on_sigterm(app)

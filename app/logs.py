@@ -24,6 +24,15 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class DropHandledStartupTraceback(logging.Filter):
+    """Starlette hands uvicorn the whole traceback of a failed start-up. A ModelLoadError
+    has already been logged by the lifespan in one line that says what is wrong, so its
+    traceback is noise in front of the operator."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "uvicorn.error" and "ModelLoadError" in record.getMessage())
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json", access_log: bool = True) -> None:
     """Route the app's and uvicorn's error logs through one handler; our access log replaces
     uvicorn's (which has no request id)."""
@@ -32,6 +41,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", access_log: bool =
         handler.setFormatter(JSONFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.addFilter(DropHandledStartupTraceback())
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())

@@ -63,6 +63,7 @@ def test_vae_serve_exits_non_zero_with_a_clear_line(tmp_path):
     assert server.returncode != 0
     line = f"ERROR app cannot start: model file {missing} does not exist (set VAE_MODEL_PATH)"
     assert line in stderr.splitlines()[0], stderr[-2000:]
+    assert "Traceback" not in stderr, stderr[-2000:]
 
 
 @pytest.mark.parametrize("batching", [True, False])

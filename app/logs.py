@@ -1,9 +1,10 @@
 """Structured logging: one JSON object per line (or plain text), with the request id."""
 
-import json
 import logging
 import sys
 import time
+
+import orjson
 
 EXTRA_FIELDS = ("request_id", "method", "path", "route", "status", "duration_ms", "client")
 
@@ -21,7 +22,7 @@ class JSONFormatter(logging.Formatter):
             value = getattr(record, field, None)
             if value is not None:
                 entry[field] = value
-        return json.dumps(entry, ensure_ascii=False)
+        return orjson.dumps(entry, default=str).decode()  # one per request: keep it cheap
 
 
 class DropHandledStartupTraceback(logging.Filter):

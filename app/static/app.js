@@ -5,6 +5,7 @@
 const $ = (id) => document.getElementById(id);
 const RANGE = 3; // latent axis shown: -RANGE .. RANGE
 const state = { latentDim: 0, selected: null, a: null, b: null };
+const KEY_STORE = "vae-serve-api-key"; // sessionStorage: the key lives as long as the tab
 
 class ApiError extends Error {
   constructor(status, code, detail) {
@@ -17,9 +18,12 @@ class ApiError extends Error {
 // ---------- API and messages ----------
 
 async function api(path, options = {}) {
+  const headers = { Accept: "application/json", ...options.headers };
+  const key = sessionStorage.getItem(KEY_STORE);
+  if (key) headers["X-API-Key"] = key;
   let response;
   try {
-    response = await fetch(path, { headers: { Accept: "application/json" }, ...options });
+    response = await fetch(path, { ...options, headers });
   } catch {
     throw new ApiError(0, "unreachable", "The service cannot be reached. Is it running?");
   }
@@ -33,14 +37,18 @@ async function api(path, options = {}) {
 function postJSON(path, body) {
   return api(path, {
     method: "POST",
-    headers: { Accept: "application/json", "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json" },
     body: JSON.stringify(body),
   });
 }
 
 function explain(error) {
   if (!(error instanceof ApiError)) return `Something went wrong: ${error.message}`;
-  if (error.status === 401) return "This service requires an API key, which the demo page cannot send.";
+  if (error.status === 401) {
+    return sessionStorage.getItem(KEY_STORE)
+      ? "The service did not accept this API key. Please check it."
+      : "This service requires an API key: please enter it below.";
+  }
   if (error.status === 503) return "The service is busy or still starting. Please try again in a moment.";
   if (error.status === 0) return error.message;
   return `The service could not do that: ${error.message} (${error.code}).`;
@@ -50,10 +58,12 @@ function showError(error) {
   const box = $("message");
   box.textContent = explain(error);
   box.hidden = false;
+  $("key-form").hidden = error.status !== 401;
 }
 
 function clearError() {
   $("message").hidden = true;
+  $("key-form").hidden = true;
 }
 
 /** Run an async action, showing any error in the message area instead of throwing. */
@@ -331,9 +341,21 @@ async function start() {
   $("steps").addEventListener("change", interpolate);
   $("use-a").addEventListener("click", () => useAs("a"));
   $("use-b").addEventListener("click", () => useAs("b"));
+  $("key-form").addEventListener("submit", useKey);
   setUpCanvas();
   setUpPad();
+  await loadModel();
+}
 
+/** Remember the API key for this tab and load the page's data again with it. */
+async function useKey(event) {
+  event.preventDefault();
+  sessionStorage.setItem(KEY_STORE, $("api-key").value.trim());
+  $("api-key").value = "";
+  await loadModel();
+}
+
+async function loadModel() {
   const info = await guarded(() => api("/model"));
   if (!info) {
     $("model-info").textContent = "";

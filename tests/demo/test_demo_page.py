@@ -150,6 +150,39 @@ def test_api_errors_are_shown_politely(page, server: Server) -> None:
     page.wait_for_selector("#message", state="hidden")
 
 
+def test_an_api_key_can_be_entered_when_the_service_asks_for_one(page, server: Server) -> None:
+    """The service answers 401 without X-API-Key: secret (simulated in the browser, so the
+    shared server keeps its key off); the page asks for the key and then works with it."""
+    sent = []
+
+    def guard(route) -> None:
+        key = route.request.headers.get("x-api-key")
+        sent.append(key)
+        if key == "secret":
+            route.continue_()
+        else:
+            route.fulfill(
+                status=401, json={"error": "unauthorized", "detail": "a valid API key is required"}
+            )
+
+    page.route("**/model", guard)
+    page.route("**/sample?*", guard)
+    page.goto(server.url + "/")
+    page.wait_for_selector("#key-form:not([hidden])")
+    assert "API key" in page.inner_text("#message")
+    page.fill("#api-key", "wrong")
+    page.click("text=Use key")
+    page.wait_for_function(
+        "document.getElementById('message').textContent.includes('did not accept')"
+    )
+    page.fill("#api-key", "secret")
+    page.click("text=Use key")
+    page.wait_for_function("document.querySelectorAll('#sample-grid img').length === 16")
+    assert page.is_hidden("#key-form") and page.is_hidden("#message")
+    assert sent[0] is None and sent[-1] == "secret"
+    assert all("401" in e for e in page.errors), page.errors  # only the refused calls
+
+
 @pytest.mark.parametrize("page", [LAPTOP, PHONE], indirect=True, ids=["laptop", "phone"])
 def test_layout_fits_the_viewport(page, server: Server) -> None:
     loaded(page, server)

@@ -33,7 +33,9 @@ def load_test_set(data_dir: str | None = None, limit: int | None = None) -> torc
     return x[:limit] if limit else x
 
 
-@torch.inference_mode()
+# no_grad, not inference_mode: a TorchScript module first run with gradients on would
+# fail under inference_mode ("Inference tensors cannot be saved for backward").
+@torch.no_grad()
 def evaluate(
     model, x: torch.Tensor, k: int = 1000, max_rows: int = 20000, progress: bool = True
 ) -> dict[str, float]:

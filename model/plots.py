@@ -70,7 +70,9 @@ def plot_latent_space(mu: np.ndarray, labels: np.ndarray, path: Path) -> None:
     plt.close(fig)
 
 
-@torch.inference_mode()
+# no_grad, not inference_mode: a TorchScript module first run with gradients on would
+# fail under inference_mode ("Inference tensors cannot be saved for backward").
+@torch.no_grad()
 def plot_model(model, out: Path, data_dir: str | None = None, seed: int = 0) -> list[Path]:
     """Samples, reconstructions and latent space of `model` (eager or TorchScript)."""
     out.mkdir(parents=True, exist_ok=True)

@@ -79,6 +79,13 @@ def card_markdown(card: dict) -> str:
     widths = arch["hidden"] if arch["arch"] == "mlp" else arch["channels"]
     k = t["config"]["iw_samples"]
     objective = f"IWAE bound, k={k}" if k > 1 else "ELBO"
+    stages = t.get("stages", [])
+    if stages:  # e.g. a long run, then fine-tuning: the config above is the last stage's
+        objective += " (last stage)"
+    stage_lines = "".join(
+        f"{i}. `{st['command']}` ({st['minutes']} min)\n" for i, st in enumerate(stages, 1)
+    )
+    stages_text = f"\nTraining stages:\n\n{stage_lines}" if stages else ""
     return f"""# Model card: {card["name"]} {card["version"]}
 
 A variational autoencoder for binarized MNIST digits: a diagonal-Gaussian encoder
@@ -88,12 +95,12 @@ q(z|x), a Bernoulli decoder p(x|z), prior N(0, I), latent dimension {card["laten
 |---|---|
 | architecture | {arch["arch"]}, widths {widths} |
 | training objective | {objective} |
-| epochs | {t["config"]["epochs"]} |
+| epochs | {t["config"]["epochs"]}{" (last stage)" if stages else ""} |
 | training time | {t.get("wall_time", "n/a")} on {t.get("hardware", "n/a")} |
 | created | {card["created"]} |
 
 Reproduce: `{t.get("reproduce", t.get("command", ""))}`
-
+{stages_text}
 ## Test set figures (fixed binarization of the 10,000 test images)
 
 | figure | nats |

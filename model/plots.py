@@ -110,9 +110,11 @@ def plot_run(run_dir: Path, checkpoint: Path | None = None, data_dir: str | None
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("run_dir", help="a vae-train --out folder")
+    p.add_argument("--checkpoint", default=None, help="pictures of this (default: best.pt)")
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR)")
     args = p.parse_args(argv)
-    plot_run(Path(args.run_dir), data_dir=args.data_dir)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else None
+    plot_run(Path(args.run_dir), checkpoint, data_dir=args.data_dir)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import logging
 import signal
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
@@ -55,6 +56,7 @@ async def lifespan(app: FastAPI):
         raise
     model.start()
     app.state.model = model
+    app.state.decode_limiter = anyio.CapacityLimiter(settings.decode_threads)
     if settings.warmup:
         await model.warm_up()
     # Start-up objects (torch, FastAPI, the model) never die: move them out of the garbage

@@ -2,11 +2,11 @@
 
 from typing import Annotated, Literal
 
+import anyio
 import numpy as np
 import orjson
 import torch
 from fastapi import Query, Request, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from app import imaging
@@ -85,9 +85,14 @@ async def read_images(request: Request, settings: Settings) -> torch.Tensor:
         return [imaging.preprocess(b, settings.max_image_pixels) for b in blobs]
 
     # Small uploads (a 28x28 PNG is ~0.3 KB) decode faster than a thread hand-off; big ones
-    # (photos) go to the threadpool so the event loop keeps serving.
-    small = sum(map(len, blobs)) <= INLINE_DECODE_BYTES
-    arrays = preprocess_all() if small else await run_in_threadpool(preprocess_all)
+    # (photos) go to threads so the event loop keeps serving; at most VAE_DECODE_THREADS at
+    # once (app.main), not anyio's default 40, which had 128 concurrent photos decoding
+    # together: all their buffers alive at once, on one or two cores.
+    if sum(map(len, blobs)) <= INLINE_DECODE_BYTES:
+        arrays = preprocess_all()
+    else:
+        limiter = request.app.state.decode_limiter
+        arrays = await anyio.to_thread.run_sync(preprocess_all, limiter=limiter)
     return torch.from_numpy(np.stack(arrays))
 
 

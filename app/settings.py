@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     max_batch_items: int = Field(64, ge=1, description="most images in one /encode request")
     max_interpolation_steps: int = Field(64, ge=2, description="most steps for /interpolate")
     max_scale: int = Field(16, ge=1, description="largest PNG upscaling factor")
+    decode_threads: int = Field(
+        2, ge=1, le=64, description="threads decoding large uploads (bounds their memory)"
+    )
 
     # Security and HTTP
     api_key: str | None = Field(None, description="if set, required as X-API-Key or Bearer token")

@@ -80,8 +80,8 @@ def card_markdown(card: dict) -> str:
     k = t["config"]["iw_samples"]
     objective = f"IWAE bound, k={k}" if k > 1 else "ELBO"
     stages = t.get("stages", [])
-    if stages:  # e.g. a long run, then fine-tuning: the config above is the last stage's
-        objective += " (last stage)"
+    # e.g. a long run, then fine-tuning: the config is the last stage's
+    last_stage = " (last stage)" if stages else ""
     stage_lines = "".join(
         f"{i}. `{st['command']}` ({st['minutes']} min)\n" for i, st in enumerate(stages, 1)
     )
@@ -94,8 +94,8 @@ q(z|x), a Bernoulli decoder p(x|z), prior N(0, I), latent dimension {card["laten
 | | |
 |---|---|
 | architecture | {arch["arch"]}, widths {widths} |
-| training objective | {objective} |
-| epochs | {t["config"]["epochs"]}{" (last stage)" if stages else ""} |
+| training objective | {objective}{last_stage} |
+| epochs | {t["config"]["epochs"]}{last_stage} |
 | training time | {t.get("wall_time", "n/a")} on {t.get("hardware", "n/a")} |
 | created | {card["created"]} |
 

@@ -147,13 +147,15 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     x_train = to_unit(train_images).to(device)
     x_val = fixed_binarization(to_unit(val_images), cfg.seed).to(device)
 
-    model = VAE(cfg.model).to(device)
+    if cfg.init_from and resume is None:  # fine-tuning: the checkpoint's architecture and weights
+        model, init = load_checkpoint(cfg.init_from)
+        cfg = dataclasses.replace(cfg, model=VAEConfig(**init["config"]["model"]))
+        log.info("starting from the weights of %s", cfg.init_from)
+    else:
+        model = VAE(cfg.model)
+    model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start, best = 0, -math.inf
-    if cfg.init_from and resume is None:
-        init = torch.load(cfg.init_from, map_location=device, weights_only=True)
-        model.load_state_dict(init["model"])
-        log.info("starting from the weights of %s", cfg.init_from)
     if resume is not None:
         state = torch.load(resume, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
@@ -237,9 +239,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, Path |
         model_cfg, a.epochs, a.batch_size, a.lr, a.min_lr, a.iw_samples,
         a.kl_warmup_epochs, a.val_size, a.seed, a.device, a.threads, a.data_dir, a.init_from,
     )  # fmt: skip
-    if a.init_from:  # the architecture is the checkpoint's
-        state = torch.load(a.init_from, map_location="cpu", weights_only=True)
-        cfg.model = VAEConfig(**state["config"]["model"])
     if a.resume:  # the checkpoint's own config wins, except for the length of the run
         state = torch.load(a.resume, map_location="cpu", weights_only=True)
         cfg = dataclasses.replace(config_from_dict(state["config"]), epochs=a.epochs)

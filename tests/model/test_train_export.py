@@ -64,6 +64,31 @@ def test_checkpoint_rebuilds_model_from_its_own_config(small_run: TrainConfig, t
     assert model.latent_dim == 8 and state["config"]["model"]["hidden"] == [64]
 
 
+def test_fine_tuning_starts_from_the_checkpoint_with_its_architecture(
+    small_run: TrainConfig, tmp_path: Path
+):
+    small_run.epochs = 2
+    base = train(small_run, tmp_path / "base")
+    base_elbo = torch.load(base, weights_only=True)["best_val_elbo"]
+    # A config naming another architecture: the checkpoint's wins, and its weights are the start.
+    tune = TrainConfig(
+        model=VAEConfig(latent_dim=32, hidden=[512]),
+        epochs=1,
+        batch_size=100,
+        lr=1e-4,
+        iw_samples=2,
+        kl_warmup_epochs=0,
+        val_size=500,
+        data_dir=small_run.data_dir,
+        init_from=str(base),
+    )
+    tuned = train(tune, tmp_path / "tune")
+    model, state = load_checkpoint(tuned)
+    assert model.latent_dim == 8 and state["config"]["model"]["hidden"] == [64]
+    assert state["config"]["init_from"] == str(base)
+    assert state["best_val_elbo"] > base_elbo - 3  # started from trained weights, not afresh
+
+
 def test_export_round_trip_matches_eager(tiny_model, tiny_model_file: Path):
     scripted = torch.jit.load(str(tiny_model_file))
     x = torch.rand(6, 1, 28, 28)

@@ -1,6 +1,8 @@
 """MNIST-style preprocessing of uploads and PNG output."""
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -96,3 +98,29 @@ def test_grid_layout_and_png_round_trip():
     np.testing.assert_allclose(decoded / 255.0, mosaic, atol=1 / 255)
     strip = imaging.grid(images, columns=5)
     assert strip.shape == (28, 5 * 30 - 2)
+
+
+def png_chunks(png: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, data) of every chunk, each CRC checked."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, at = [], 8
+    while at < len(png):
+        (length,) = struct.unpack(">I", png[at : at + 4])
+        kind, data = png[at + 4 : at + 8], png[at + 8 : at + 8 + length]
+        (crc,) = struct.unpack(">I", png[at + 8 + length : at + 12 + length])
+        assert crc == zlib.crc32(kind + data), kind
+        chunks.append((kind, data))
+        at += 12 + length
+    return chunks
+
+
+@pytest.mark.parametrize(("shape", "scale"), [((1, 1), 1), ((28, 28), 1), ((58, 88), 3)])
+def test_png_is_standard_and_pixel_exact(shape, scale):
+    pixels = np.random.default_rng(1).random(shape, dtype=np.float32) * 1.2 - 0.1  # clipped
+    png = imaging.to_png(pixels, scale)
+    assert [kind for kind, _ in png_chunks(png)] == [b"IHDR", b"IDAT", b"IEND"]
+    expected = (np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8)
+    expected = expected.repeat(scale, axis=0).repeat(scale, axis=1)
+    image = Image.open(io.BytesIO(png))
+    assert (image.mode, image.size) == ("L", (shape[1] * scale, shape[0] * scale))
+    np.testing.assert_array_equal(np.asarray(image), expected)

@@ -140,7 +140,7 @@ def to_png(pixels: np.ndarray, scale: int = 1) -> bytes:
 
     Written here rather than by Pillow: Pillow tries every PNG row filter on every row,
     which took as long as compressing, and zlib's deflate is 3x slower than ISA-L's at the
-    same size (image grids of /sample n=16: 218 us with Pillow, ~45 us here; see
+    same size (image grids of /sample n=16: 218 us with Pillow, 52 us here; see
     docs/benchmarks.md). Rows are stored unfiltered, deflated at ISA-L level 1.
     """
     grey = (np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8)

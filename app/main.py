@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from app import metrics
 from app.errors import install_error_handlers
 from app.inference import ModelLoadError, ModelService
-from app.logs import configure_logging
+from app.logs import AccessLog, configure_logging
 from app.middleware import RequestContextMiddleware
 from app.routers import demo, encoding, generation, health, info
 from app.settings import Settings, get_settings
@@ -48,7 +48,7 @@ def drain_on_sigterm(app: FastAPI) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     settings: Settings = app.state.settings
-    configure_logging(settings.log_level, settings.log_format, settings.access_log)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         model = ModelService.load(settings)
     except ModelLoadError as e:
@@ -108,10 +108,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Content-Type", "X-API-Key", "Authorization", "X-Request-ID"],
             expose_headers=["X-Request-ID", "X-Seed"],
         )
+    logs_requests = settings.access_log and settings.log_level.upper() in ("DEBUG", "INFO")
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_upload_bytes,
         max_json_bytes=settings.max_json_bytes,
+        access_log=AccessLog(settings.log_format) if logs_requests else None,
     )
     return app
 

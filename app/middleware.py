@@ -15,8 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
 from app.errors import error_response
+from app.logs import AccessLog
 
-access_log = logging.getLogger("app.access")
 error_log = logging.getLogger("app.errors")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # anything else is replaced, not trusted
 
@@ -26,10 +26,17 @@ class BodyTooLarge(Exception):
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_json_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        max_json_bytes: int,
+        access_log: AccessLog | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_json_bytes = max_json_bytes  # JSON is parsed on the event loop: keep it small
+        self.access_log = access_log  # None: VAE_ACCESS_LOG=false, or a level above INFO
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -91,28 +98,14 @@ class RequestContextMiddleware:
             metrics.IN_FLIGHT.dec()
             self.record(scope, status, time.perf_counter() - started, request_id)
 
-    @staticmethod
-    def record(scope: Scope, status: int, seconds: float, request_id: str) -> None:
+    def record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
         route = scope.get("route")
         template = getattr(route, "path", None) or "<unmatched>"  # bounded label values only
         labels = (template, scope["method"], str(status))
         metrics.REQUESTS.labels(*labels).inc()
         metrics.REQUEST_DURATION.labels(*labels).observe(seconds)
-        if not access_log.isEnabledFor(logging.INFO):  # VAE_ACCESS_LOG=false, or a higher level
-            return
-        access_log.info(
-            "%s %s %d %.1fms",
-            scope["method"],
-            scope["path"],
-            status,
-            seconds * 1000,
-            extra={
-                "request_id": request_id,
-                "method": scope["method"],
-                "path": scope["path"],
-                "route": template,
-                "status": status,
-                "duration_ms": round(seconds * 1000, 2),
-                "client": (scope.get("client") or ("", 0))[0],
-            },
-        )
+        if self.access_log is not None:
+            client = (scope.get("client") or ("", 0))[0]
+            self.access_log.write(
+                request_id, scope["method"], scope["path"], template, status, seconds, client
+            )

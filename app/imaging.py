@@ -71,7 +71,8 @@ def to_grey(image: Image.Image) -> np.ndarray:
     if image.mode in ("RGBA", "LA", "PA"):
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image.convert("RGBA"))
-    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    grey = image if image.mode == "L" else image.convert("L")  # L: no copy
+    return np.asarray(grey, dtype=np.float32) / 255.0
 
 
 def border_of(grey: np.ndarray) -> np.ndarray:

@@ -7,12 +7,12 @@ than the rest of the check (see docs/benchmarks.md, profiling).
 
 import secrets
 
-from fastapi import Depends, Request
+from fastapi import Request
 
 from app.errors import APIError
 
 
-async def require_api_key(request: Request) -> None:
+def check_api_key(request: Request) -> None:
     expected = request.app.state.settings.api_key
     if expected is None:
         return
@@ -24,6 +24,3 @@ async def require_api_key(request: Request) -> None:
         raise APIError(
             401, "unauthorized", "a valid API key is required", {"WWW-Authenticate": "Bearer"}
         )
-
-
-APIKey = Depends(require_api_key)

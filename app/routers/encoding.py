@@ -3,13 +3,12 @@
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from app.dependencies import AppSettings, Model
+from app.dependencies import Model
 from app.media import IMAGE_BODY, FormatQuery, ScaleQuery, image_response, read_images, wants_json
 from app.schemas import ERROR_RESPONSES, EncodeResponse
-from app.security import APIKey
 
 NUMPY = orjson.OPT_SERIALIZE_NUMPY
-router = APIRouter(tags=["images in"], dependencies=[APIKey], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["images in"], responses=ERROR_RESPONSES)
 
 
 @router.post(
@@ -17,13 +16,13 @@ router = APIRouter(tags=["images in"], dependencies=[APIKey], responses=ERROR_RE
     response_model=EncodeResponse | list[EncodeResponse],
     openapi_extra=IMAGE_BODY,
 )
-async def encode(request: Request, model: Model, settings: AppSettings) -> Response:
+async def encode(request: Request, model: Model) -> Response:
     """Encode one image (or several, as a batch) to the mean and standard deviation of q(z|x).
 
     Images are made MNIST-like first: greyscale, light backgrounds inverted, the digit fitted
     into 20x20 and centred in 28x28. A 28x28 image is used as it is.
     """
-    x = await read_images(request, settings)
+    x = await read_images(request, model.settings)
     mu, sigma, *kl = await model.encode(x)
     results = [
         {
@@ -48,7 +47,6 @@ async def encode(request: Request, model: Model, settings: AppSettings) -> Respo
 async def reconstruct(
     request: Request,
     model: Model,
-    settings: AppSettings,
     format: FormatQuery = None,
     scale: ScaleQuery = 1,
 ) -> Response:
@@ -57,7 +55,7 @@ async def reconstruct(
     PNG by default (a grid for several images); JSON with `format=json` also returns the
     preprocessed input that the encoder saw.
     """
-    x = await read_images(request, settings)
+    x = await read_images(request, model.settings)
     images = await model.reconstruct(x)
     if wants_json(request, format):
         return image_response(images, True, scale, inputs=x[:, 0])

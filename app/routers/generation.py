@@ -7,13 +7,12 @@ import torch
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 
-from app.dependencies import AppSettings, Model
+from app.dependencies import Model
 from app.errors import APIError
 from app.media import FormatQuery, ScaleQuery, image_form, image_response, read_images, wants_json
 from app.schemas import ERROR_RESPONSES, DecodeRequest, InterpolateRequest
-from app.security import APIKey
 
-router = APIRouter(tags=["images out"], dependencies=[APIKey], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["images out"], responses=ERROR_RESPONSES)
 IMAGE_CONTENT = {200: {"content": {"image/png": {}, "application/json": {}}}}
 MAX_SEED = 2**63 - 1
 
@@ -37,14 +36,13 @@ async def decode(
     body: DecodeRequest,
     request: Request,
     model: Model,
-    settings: AppSettings,
     format: FormatQuery = None,
     scale: ScaleQuery = 1,
 ) -> Response:
     """Decode latent vectors to images (Bernoulli means). One vector gives one 28x28 PNG,
     several give a grid."""
     rows = body.z if body.z and isinstance(body.z[0], list) else [body.z]
-    z = latent_tensor(rows, model.latent_dim, settings.max_samples)
+    z = latent_tensor(rows, model.latent_dim, model.settings.max_samples)
     images = await model.decode(z)
     return image_response(images, wants_json(request, format), scale)
 
@@ -53,7 +51,6 @@ async def decode(
 async def sample(
     request: Request,
     model: Model,
-    settings: AppSettings,
     n: Annotated[int, Query(ge=1, description="number of images (<= VAE_MAX_SAMPLES)")] = 16,
     seed: Annotated[
         int | None, Query(ge=0, le=MAX_SEED, description="same seed, same images")
@@ -64,8 +61,8 @@ async def sample(
 ) -> Response:
     """Draw n images from the prior: z ~ N(0, temperature^2 I), decoded. The seed used is
     returned (X-Seed header, or `seed` in JSON) so any result can be reproduced."""
-    if n > settings.max_samples:
-        raise APIError(422, "invalid_parameters", f"n must be at most {settings.max_samples}")
+    if n > model.settings.max_samples:
+        raise APIError(422, "invalid_parameters", f"n must be at most {model.settings.max_samples}")
     seed = secrets.randbits(63) if seed is None else seed
     generator = torch.Generator().manual_seed(seed)
     z = torch.randn(n, model.latent_dim, generator=generator) * temperature
@@ -92,18 +89,15 @@ async def sample(
 async def interpolate(
     request: Request,
     model: Model,
-    settings: AppSettings,
     steps: Annotated[int | None, Query(ge=2, description="points (uploads; default 8)")] = None,
     format: FormatQuery = None,
     scale: ScaleQuery = 1,
 ) -> Response:
     """Decode the straight line between two latent points (PNG: one strip): two z vectors
     (JSON) or the means of q(z|x) of two uploaded images (multipart, field `file` twice)."""
-    start, end, steps = await interpolation_ends(request, model, settings, steps)
-    if steps > settings.max_interpolation_steps:
-        raise APIError(
-            422, "invalid_parameters", f"steps must be at most {settings.max_interpolation_steps}"
-        )
+    start, end, steps = await interpolation_ends(request, model, steps)
+    if steps > (most := model.settings.max_interpolation_steps):
+        raise APIError(422, "invalid_parameters", f"steps must be at most {most}")
     t = torch.linspace(0, 1, steps).unsqueeze(1)
     z = (1 - t) * start + t * end  # (steps, D)
     images = await model.decode(z)
@@ -111,7 +105,7 @@ async def interpolate(
 
 
 async def interpolation_ends(
-    request: Request, model: Model, settings: AppSettings, steps: int | None
+    request: Request, model: Model, steps: int | None
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
@@ -124,7 +118,7 @@ async def interpolation_ends(
             raise APIError(422, "invalid_parameters", detail or "invalid JSON body") from None
         ends = latent_tensor([body.z_start, body.z_end], model.latent_dim, 2)
         return ends[0], ends[1], steps or body.steps
-    x = await read_images(request, settings)
+    x = await read_images(request, model.settings)
     if len(x) != 2:
         raise APIError(422, "invalid_parameters", f"send exactly two images, not {len(x)}")
     mu = (await model.encode(x))[0]

@@ -4,9 +4,8 @@ from fastapi import APIRouter
 
 from app.dependencies import Model
 from app.schemas import ERROR_RESPONSES, ModelResponse
-from app.security import APIKey
 
-router = APIRouter(tags=["model"], dependencies=[APIKey], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["model"], responses=ERROR_RESPONSES)
 
 
 @router.get("/model", response_model=ModelResponse)

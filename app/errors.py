@@ -1,6 +1,7 @@
 """One error shape for every failure: {"error": code, "detail": message}, never a stack trace."""
 
 import logging
+from collections.abc import Mapping, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -43,11 +44,11 @@ HTTP_CODES = {
 }
 
 
-def describe_validation(exc: RequestValidationError) -> str:
+def describe_errors(errors: Sequence[Mapping], prefix: str = "") -> str:
     """'query.n: Input should be less than or equal to 256; ...' without echoing huge inputs."""
     parts = []
-    for error in exc.errors()[:5]:
-        where = ".".join(str(p) for p in error.get("loc", ()))
+    for error in errors[:5]:
+        where = ".".join(str(p) for p in (*([prefix] if prefix else []), *error.get("loc", ())))
         parts.append(f"{where}: {error.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"
 
@@ -61,7 +62,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         metrics.FAILURES.labels("invalid_parameters").inc()
-        return error_response(422, "invalid_parameters", describe_validation(exc))
+        return error_response(422, "invalid_parameters", describe_errors(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

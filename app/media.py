@@ -1,25 +1,19 @@
 """Reading image uploads (multipart or raw body) and writing image results (PNG or JSON)."""
 
-from typing import Annotated, Literal
-
 import anyio
 import numpy as np
 import orjson
 import torch
-from fastapi import Query, Request, Response
+from fastapi import Request, Response
 from starlette.datastructures import UploadFile
 
 from app import imaging
 from app.errors import APIError
+from app.queries import OutputFormat
 from app.settings import Settings
 
 RAW_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp", "image/tiff"}
 INLINE_DECODE_BYTES = 16 * 1024
-OutputFormat = Literal["png", "json"]
-FormatQuery = Annotated[
-    OutputFormat | None, Query(description="png (default; JSON if Accept asks for it) or json")
-]
-ScaleQuery = Annotated[int, Query(ge=1, le=16, description="PNG upscaling factor")]
 
 
 def image_form(description: str, min_items: int = 1, max_items: int | None = None) -> dict:

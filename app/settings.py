@@ -37,7 +37,6 @@ class Settings(BaseSettings):
     max_samples: int = Field(256, ge=1, description="largest n for /sample and rows for /decode")
     max_batch_items: int = Field(64, ge=1, description="most images in one /encode request")
     max_interpolation_steps: int = Field(64, ge=2, description="most steps for /interpolate")
-    max_scale: int = Field(16, ge=1, description="largest PNG upscaling factor")
     decode_threads: int = Field(
         2, ge=1, le=64, description="threads decoding large uploads (bounds their memory)"
     )

@@ -4,7 +4,8 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from app.dependencies import Model
-from app.media import IMAGE_BODY, FormatQuery, ScaleQuery, image_response, read_images, wants_json
+from app.media import IMAGE_BODY, image_response, read_images, wants_json
+from app.queries import ImageQuery, as_openapi, parse_query
 from app.schemas import ERROR_RESPONSES, EncodeResponse
 
 NUMPY = orjson.OPT_SERIALIZE_NUMPY
@@ -42,21 +43,17 @@ async def encode(request: Request, model: Model) -> Response:
     "/reconstruct",
     response_class=Response,
     responses={200: {"content": {"image/png": {}, "application/json": {}}}},
-    openapi_extra=IMAGE_BODY,
+    openapi_extra={**IMAGE_BODY, **as_openapi(ImageQuery)},
 )
-async def reconstruct(
-    request: Request,
-    model: Model,
-    format: FormatQuery = None,
-    scale: ScaleQuery = 1,
-) -> Response:
+async def reconstruct(request: Request, model: Model) -> Response:
     """Reconstruct images through the VAE: decode the mean of q(z|x).
 
     PNG by default (a grid for several images); JSON with `format=json` also returns the
     preprocessed input that the encoder saw.
     """
+    query = parse_query(request, ImageQuery)
     x = await read_images(request, model.settings)
     images = await model.reconstruct(x)
-    if wants_json(request, format):
-        return image_response(images, True, scale, inputs=x[:, 0])
-    return image_response(images, False, scale)
+    if wants_json(request, query.format):
+        return image_response(images, True, query.scale, inputs=x[:, 0])
+    return image_response(images, False, query.scale)

@@ -1,20 +1,25 @@
 """Latents in: decode z, sample from the prior, interpolate between two points."""
 
 import secrets
-from typing import Annotated
 
 import torch
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from app.dependencies import Model
-from app.errors import APIError
-from app.media import FormatQuery, ScaleQuery, image_form, image_response, read_images, wants_json
+from app.errors import APIError, describe_errors
+from app.media import image_form, image_response, read_images, wants_json
+from app.queries import (
+    ImageQuery,
+    InterpolateQuery,
+    SampleQuery,
+    as_openapi,
+    parse_query,
+)
 from app.schemas import ERROR_RESPONSES, DecodeRequest, InterpolateRequest
 
 router = APIRouter(tags=["images out"], responses=ERROR_RESPONSES)
 IMAGE_CONTENT = {200: {"content": {"image/png": {}, "application/json": {}}}}
-MAX_SEED = 2**63 - 1
 
 
 def latent_tensor(rows: list[list[float]], latent_dim: int, max_rows: int) -> torch.Tensor:
@@ -31,43 +36,40 @@ def latent_tensor(rows: list[list[float]], latent_dim: int, max_rows: int) -> to
     return z
 
 
-@router.post("/decode", response_class=Response, responses=IMAGE_CONTENT)
-async def decode(
-    body: DecodeRequest,
-    request: Request,
-    model: Model,
-    format: FormatQuery = None,
-    scale: ScaleQuery = 1,
-) -> Response:
+@router.post(
+    "/decode",
+    response_class=Response,
+    responses=IMAGE_CONTENT,
+    openapi_extra=as_openapi(ImageQuery),
+)
+async def decode(body: DecodeRequest, request: Request, model: Model) -> Response:
     """Decode latent vectors to images (Bernoulli means). One vector gives one 28x28 PNG,
     several give a grid."""
+    query = parse_query(request, ImageQuery)
     rows = body.z if body.z and isinstance(body.z[0], list) else [body.z]
     z = latent_tensor(rows, model.latent_dim, model.settings.max_samples)
     images = await model.decode(z)
-    return image_response(images, wants_json(request, format), scale)
+    return image_response(images, wants_json(request, query.format), query.scale)
 
 
-@router.get("/sample", response_class=Response, responses=IMAGE_CONTENT)
-async def sample(
-    request: Request,
-    model: Model,
-    n: Annotated[int, Query(ge=1, description="number of images (<= VAE_MAX_SAMPLES)")] = 16,
-    seed: Annotated[
-        int | None, Query(ge=0, le=MAX_SEED, description="same seed, same images")
-    ] = None,
-    temperature: Annotated[float, Query(ge=0, le=10, allow_inf_nan=False)] = 1.0,
-    format: FormatQuery = None,
-    scale: ScaleQuery = 1,
-) -> Response:
+@router.get(
+    "/sample",
+    response_class=Response,
+    responses=IMAGE_CONTENT,
+    openapi_extra=as_openapi(SampleQuery),
+)
+async def sample(request: Request, model: Model) -> Response:
     """Draw n images from the prior: z ~ N(0, temperature^2 I), decoded. The seed used is
     returned (X-Seed header, or `seed` in JSON) so any result can be reproduced."""
-    if n > model.settings.max_samples:
+    query = parse_query(request, SampleQuery)
+    if query.n > model.settings.max_samples:
         raise APIError(422, "invalid_parameters", f"n must be at most {model.settings.max_samples}")
-    seed = secrets.randbits(63) if seed is None else seed
+    seed = secrets.randbits(63) if query.seed is None else query.seed
     generator = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, model.latent_dim, generator=generator) * temperature
+    z = torch.randn(query.n, model.latent_dim, generator=generator) * query.temperature
     images = await model.decode(z)
-    return image_response(images, wants_json(request, format), scale, z=z, seed=seed)
+    as_json = wants_json(request, query.format)
+    return image_response(images, as_json, query.scale, z=z, seed=seed)
 
 
 @router.post(
@@ -75,6 +77,7 @@ async def sample(
     response_class=Response,
     responses=IMAGE_CONTENT,
     openapi_extra={
+        **as_openapi(InterpolateQuery),
         "requestBody": {
             "required": True,
             "content": {
@@ -83,25 +86,21 @@ async def sample(
                     "schema": image_form("exactly two images: start and end", 2, 2)
                 },
             },
-        }
+        },
     },
 )
-async def interpolate(
-    request: Request,
-    model: Model,
-    steps: Annotated[int | None, Query(ge=2, description="points (uploads; default 8)")] = None,
-    format: FormatQuery = None,
-    scale: ScaleQuery = 1,
-) -> Response:
+async def interpolate(request: Request, model: Model) -> Response:
     """Decode the straight line between two latent points (PNG: one strip): two z vectors
     (JSON) or the means of q(z|x) of two uploaded images (multipart, field `file` twice)."""
-    start, end, steps = await interpolation_ends(request, model, steps)
+    query = parse_query(request, InterpolateQuery)
+    start, end, steps = await interpolation_ends(request, model, query.steps)
     if steps > (most := model.settings.max_interpolation_steps):
         raise APIError(422, "invalid_parameters", f"steps must be at most {most}")
     t = torch.linspace(0, 1, steps).unsqueeze(1)
     z = (1 - t) * start + t * end  # (steps, D)
     images = await model.decode(z)
-    return image_response(images, wants_json(request, format), scale, columns=steps, z=z)
+    as_json = wants_json(request, query.format)
+    return image_response(images, as_json, query.scale, columns=steps, z=z)
 
 
 async def interpolation_ends(
@@ -112,10 +111,7 @@ async def interpolation_ends(
         try:
             body = InterpolateRequest.model_validate_json(await request.body())
         except ValidationError as e:
-            detail = "; ".join(
-                f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()[:5]
-            )
-            raise APIError(422, "invalid_parameters", detail or "invalid JSON body") from None
+            raise APIError(422, "invalid_parameters", describe_errors(e.errors())) from None
         ends = latent_tensor([body.z_start, body.z_end], model.latent_dim, 2)
         return ends[0], ends[1], steps or body.steps
     x = await read_images(request, model.settings)

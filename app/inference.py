@@ -76,7 +76,9 @@ def load_module(path: Path, device: torch.device) -> tuple[torch.jit.ScriptModul
 
 class ModelService:
     def __init__(self, module: torch.jit.ScriptModule, card: dict, device: torch.device, settings):
-        self.module, self.card, self.device, self.settings = module, card, device, settings
+        self.card, self.device, self.settings = card, device, settings
+        self.dtype = getattr(torch, settings.precision)  # VAE_PRECISION: weights and inputs
+        self.module = module.to(self.dtype)
         self.latent_dim = int(card.get("latent_dim") or module.latent_dim)
         self.version = str(card.get("version", "unknown"))
         self.has_kl = hasattr(module, "kl_divergence")
@@ -112,7 +114,7 @@ class ModelService:
         """Runs on the inference thread: one call of the module, outputs back on the CPU."""
         started = time.perf_counter()
         with torch.inference_mode():
-            x = x.to(self.device, non_blocking=True)
+            x = x.to(self.device, self.dtype, non_blocking=True)
             if method == "encode":
                 mu, sigma = self.module.encode(x)
                 outputs = (

@@ -68,10 +68,11 @@ async def lifespan(app: FastAPI):
     metrics.READY.set(1)
     drain_on_sigterm(app)
     log.info(
-        "ready: model %s (latent %d) on %s, batching %s",
+        "ready: model %s (latent %d) on %s in %s, batching %s",
         model.version,
         model.latent_dim,
         model.device,
+        settings.precision,
         "on" if settings.batching else "off",
     )
     try:

@@ -52,6 +52,7 @@ class ModelResponse(BaseModel):
     version: str
     latent_dim: int
     device: str
+    precision: str
     batching: bool
     card: dict
 

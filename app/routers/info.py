@@ -16,6 +16,7 @@ async def model_card(model: Model) -> ModelResponse:
         version=model.version,
         latent_dim=model.latent_dim,
         device=str(model.device),
+        precision=model.settings.precision,
         batching=model.settings.batching,
         card=model.card,
     )

@@ -4,12 +4,15 @@ import base64
 import io
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
+from pydantic import ValidationError
 
 from tests.conftest import png_bytes
 
 LATENT = 4  # the tiny model's D
+PNG = {"content-type": "image/png"}
 
 
 def decode_png(content: bytes) -> np.ndarray:
@@ -148,3 +151,22 @@ def test_health_ready_and_request_id(client):
     assert r.headers["x-request-id"] == "abc-123"
     generated = client.get("/healthz").headers["x-request-id"]
     assert len(generated) == 32
+
+
+def test_bfloat16_precision_serves_close_to_float32(make_client, digit_png):
+    full, half = make_client(), make_client(precision="bfloat16")
+    assert half.get("/model").json()["precision"] == "bfloat16"
+    query = "/sample?n=4&seed=11&format=json"
+    a, b = (np.array(c.get(query).json()["pixels"]) for c in (full, half))
+    assert a.shape == b.shape == (4, 28, 28)
+    assert 0 < np.abs(a - b).max() < 0.05  # rounded, not different
+    mu_full, mu_half = (
+        np.array(c.post("/encode", content=digit_png, headers=PNG).json()["mu"])
+        for c in (full, half)
+    )
+    np.testing.assert_allclose(mu_half, mu_full, atol=0.05)
+
+
+def test_unknown_precision_is_refused(settings_for):
+    with pytest.raises(ValidationError):
+        settings_for(precision="float16")

@@ -84,6 +84,7 @@ class ModelInfo:
     version: str
     latent_dim: int
     device: str
+    precision: str
     batching: bool
     card: dict[str, Any]
 
@@ -93,6 +94,7 @@ class ModelInfo:
             version=body["version"],
             latent_dim=body["latent_dim"],
             device=body["device"],
+            precision=body.get("precision", "float32"),  # servers before it had only float32
             batching=body["batching"],
             card=body["card"],
         )

@@ -110,6 +110,7 @@ def test_model_info_and_ready(vae: VAEClient) -> None:
     info = vae.model_info()
     assert info.latent_dim == LATENT_DIM and info.version == "0.0.1-test"
     assert info.card["latent_dim"] == LATENT_DIM and isinstance(info.batching, bool)
+    assert info.precision == "float32"
     assert vae.ready() is True
 
 

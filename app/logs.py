@@ -29,7 +29,7 @@ class JSONFormatter(logging.Formatter):
             value = getattr(record, field, None)
             if value is not None:
                 entry[field] = value
-        return orjson.dumps(entry, default=str).decode()  # one per request: keep it cheap
+        return orjson.dumps(entry, default=str).decode()
 
 
 class AccessLog:
@@ -53,23 +53,26 @@ class AccessLog:
         seconds: float,
         client: str,
     ) -> None:
-        now, millis = time.time(), round(seconds * 1000, 2)
-        message = f"{method} {path} {status} {seconds * 1000:.1f}ms"
+        now = time.time()
         if not self.json:
+            shown = path if path.isprintable() else path.encode("unicode_escape").decode()
             local = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
-            self.stream.write(f"{local},{int(now % 1 * 1000):03d} INFO app.access {message}\n")
+            self.stream.write(
+                f"{local},{int(now % 1 * 1000):03d} INFO app.access "
+                f"{method} {shown} {status} {seconds * 1000:.1f}ms\n"  # one line, whatever the path
+            )
             return
         entry = {
             "time": utc_timestamp(now),
             "level": "INFO",
             "logger": "app.access",
-            "message": message,
+            "message": f"{method} {path} {status} {seconds * 1000:.1f}ms",  # JSON escapes it
             "request_id": request_id,
             "method": method,
             "path": path,
             "route": route,
             "status": status,
-            "duration_ms": millis,
+            "duration_ms": round(seconds * 1000, 2),
             "client": client,
         }
         self.stream.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE).decode())

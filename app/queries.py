@@ -14,7 +14,7 @@ from app.errors import APIError, describe_errors
 
 OutputFormat = Literal["png", "json"]
 MAX_SEED = 2**63 - 1
-Query = TypeVar("Query", bound=BaseModel)
+QueryModel = TypeVar("QueryModel", bound=BaseModel)
 
 
 class ImageQuery(BaseModel):
@@ -38,7 +38,7 @@ class InterpolateQuery(ImageQuery):
     steps: int | None = Field(None, ge=2, description="points (uploads; default 8)")
 
 
-def parse_query(request: Request, model: type[Query]) -> Query:
+def parse_query(request: Request, model: type[QueryModel]) -> QueryModel:
     """The query string as `model` (unknown names are ignored), or a 422 naming the field."""
     try:
         return model.model_validate(request.query_params)

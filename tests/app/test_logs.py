@@ -72,3 +72,10 @@ def test_service_writes_one_access_line_per_request(make_client, capsys, overrid
         (lines[1]["request_id"], "<unmatched>", 404),
     ]
     assert len(lines[1]["request_id"]) == 32  # generated
+
+
+def test_text_access_line_stays_one_line_for_any_path():
+    stream = io.StringIO()
+    AccessLog("text", stream).write("id", "GET", "/a\nFAKE 200\r", "<unmatched>", 404, 0.001, "")
+    assert stream.getvalue().count("\n") == 1
+    assert "/a\\nFAKE 200\\r 404" in stream.getvalue()

@@ -29,7 +29,7 @@ class Settings(BaseSettings):
 
     # Dynamic batching
     batching: bool = Field(True, description="gather concurrent model calls into one")
-    max_batch_size: int = Field(64, ge=1, le=4096, description="rows per batched model call")
+    max_batch_size: int = Field(256, ge=1, le=4096, description="rows per batched model call")
     max_wait_ms: float = Field(0.0, ge=0, le=1000, description="extra wait for a batch to fill")
     queue_capacity: int = Field(256, ge=1, description="model calls waiting or running; more: 503")
 

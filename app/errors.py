@@ -48,7 +48,8 @@ def describe_errors(errors: Sequence[Mapping], prefix: str = "") -> str:
     """'query.n: Input should be less than or equal to 256; ...' without echoing huge inputs."""
     parts = []
     for error in errors[:5]:
-        where = ".".join(str(p) for p in (*([prefix] if prefix else []), *error.get("loc", ())))
+        loc = error.get("loc", ())
+        where = ".".join(str(p) for p in ((prefix, *loc) if prefix else loc))
         parts.append(f"{where}: {error.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"
 

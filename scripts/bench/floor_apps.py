@@ -15,7 +15,7 @@ from fastapi import FastAPI, Response
 from starlette.types import Receive, Scope, Send
 
 BODY = b'{"ok":1}'
-HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"8")]
+HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(BODY))]
 
 
 async def raw_asgi(scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,5 +1,6 @@
 """Training lowers the loss, checkpoints resume, and the export round trip is exact."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -71,15 +72,13 @@ def test_fine_tuning_starts_from_the_checkpoint_with_its_architecture(
     base = train(small_run, tmp_path / "base")
     base_elbo = torch.load(base, weights_only=True)["best_val_elbo"]
     # A config naming another architecture: the checkpoint's wins, and its weights are the start.
-    tune = TrainConfig(
+    tune = dataclasses.replace(
+        small_run,
         model=VAEConfig(latent_dim=32, hidden=[512]),
         epochs=1,
-        batch_size=100,
         lr=1e-4,
         iw_samples=2,
         kl_warmup_epochs=0,
-        val_size=500,
-        data_dir=small_run.data_dir,
         init_from=str(base),
     )
     tuned = train(tune, tmp_path / "tune")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes the local Python base image with debootstrap (no registry needed): Debian bookworm
 # minbase + Python 3.11, trimmed, imported as $BASE_IMAGE. Skipped when the image exists
-# (podman's storage keeps it between runs); --force rebuilds it. The Debian mirror is the
+# (podman's storage keeps it between runs: rebuilding it rebuilds every layer above it, so
+# after editing this script run it with --force). The Debian mirror is the
 # machine's own, read from its apt sources.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -7,6 +7,7 @@
 VAE_CI_CACHE="${VAE_CI_CACHE:-/var/cache/vae-serve-ci}"
 BASE_IMAGE="${BASE_IMAGE:-localhost/vae-serve-base:bookworm}"
 IMAGE="${IMAGE:-localhost/vae-serve:ci}"
+PROMETHEUS_IMAGE="${PROMETHEUS_IMAGE:-localhost/vae-serve-prometheus:debian}"
 mkdir -p "$VAE_CI_CACHE"
 export CONTAINERS_CONF="$VAE_CI_CACHE/containers.conf"
 cat >"$CONTAINERS_CONF.tmp" <<CONF
@@ -20,3 +21,9 @@ runtime = "runc"
 network_backend = "netavark"
 CONF
 mv "$CONTAINERS_CONF.tmp" "$CONTAINERS_CONF"
+
+# True when image $1 exists and was made from the file $2 as it is now (label vae.source).
+image_current() {
+    [ "$(podman image inspect --format '{{index .Labels "vae.source"}}' "$1" 2>/dev/null)" \
+        = "$(sha256sum "$2" | cut -c1-16)" ]
+}

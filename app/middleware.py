@@ -14,7 +14,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
-from app.errors import error_response
+from app.errors import error_response, is_v2
 from app.logs import AccessLog
 
 error_log = logging.getLogger("app.errors")
@@ -80,7 +80,8 @@ class RequestContextMiddleware:
             if not response_started:
                 metrics.FAILURES.labels("payload_too_large").inc()
                 detail = f"request body exceeds {limit} bytes"
-                await error_response(413, "payload_too_large", detail)(scope, receive, send_with_id)
+                response = error_response(413, "payload_too_large", detail, path=scope["path"])
+                await response(scope, receive, send_with_id)
         except Exception as e:
             error_log.error(
                 "unhandled %s on %s %s: %s",
@@ -93,7 +94,8 @@ class RequestContextMiddleware:
             if not response_started:
                 metrics.FAILURES.labels("internal_error").inc()
                 detail = "the server failed to handle this request"
-                await error_response(500, "internal_error", detail)(scope, receive, send_with_id)
+                response = error_response(500, "internal_error", detail, path=scope["path"])
+                await response(scope, receive, send_with_id)
         finally:
             metrics.IN_FLIGHT.dec()
             self.record(scope, status, time.perf_counter() - started, request_id)
@@ -101,7 +103,8 @@ class RequestContextMiddleware:
     def record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
         route = scope.get("route")
         template = getattr(route, "path", None) or "<unmatched>"  # bounded label values only
-        labels = (template, scope["method"], str(status))
+        protocol = "v2" if is_v2(scope["path"]) else "rest"
+        labels = (template, scope["method"], str(status), protocol)
         metrics.REQUESTS.labels(*labels).inc()
         metrics.REQUEST_DURATION.labels(*labels).observe(seconds)
         if self.access_log is not None:

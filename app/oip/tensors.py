@@ -172,7 +172,8 @@ def input_array(
 
 
 def as_float32(array: np.ndarray, spec: TensorSpec, datatype: str) -> np.ndarray:
-    x = array.astype(np.float32)  # always a fresh, writable copy
+    with np.errstate(over="ignore"):  # FP64 beyond float32 becomes Inf, refused below
+        x = array.astype(np.float32)  # always a fresh, writable copy
     if datatype == "UINT8":
         x /= 255
     if not np.isfinite(x).all():  # NaN, Inf, or FP64 beyond float32's range

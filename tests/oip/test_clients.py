@@ -18,7 +18,7 @@ from model.data import load_mnist
 from tests.conftest import ROOT, SHIPPED_MODEL, png_bytes
 from tests.reliability.conftest import free_port, start_server, wait_ready
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # the first run installs the clients
 CLIENTS_PYTHON = ROOT / ".venv-oip-clients" / "bin" / "python"
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
 

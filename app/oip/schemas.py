@@ -105,5 +105,6 @@ V2_ERRORS = {
     401: {"model": V2ErrorResponse, "description": "API key missing or wrong"},
     404: {"model": V2ErrorResponse, "description": "no such model or version"},
     413: {"model": V2ErrorResponse, "description": "body, JSON header or rows over the limit"},
+    415: {"model": V2ErrorResponse, "description": "compressed body (Content-Encoding)"},
     503: {"model": V2ErrorResponse, "description": "overloaded or not ready (see Retry-After)"},
 }

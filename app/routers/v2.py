@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.dependencies import Model
+from app.errors import APIError
 from app.inference import ModelService
 from app.oip.models import find_model
 from app.oip.schemas import (
@@ -160,6 +161,9 @@ async def run_inference(
 ) -> Response:
     served = find_model(service, model_name, version)
     settings = service.settings
+    if request.headers.get("content-encoding", "identity").lower() != "identity":
+        # tritonclient's request_compression_algorithm: the bodies here are small or binary
+        raise APIError(415, "unsupported_media_type", "send the body uncompressed")
     header, binary = split_body(
         await request.body(), request.headers.get(HEADER_LENGTH), settings.max_json_bytes
     )

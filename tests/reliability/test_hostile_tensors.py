@@ -6,6 +6,7 @@ payload, NaN/Inf, too many rows) and the rest of what a body can get wrong.
 """
 
 import asyncio
+import gzip
 import json
 import time
 
@@ -181,6 +182,14 @@ def test_unknown_paths_and_methods_under_v2_use_the_protocol_shape(client):
     assert_v2_error(client.get(ENCODER), 405)
     assert_v2_error(client.get("/v2/models/vae-nope"), 404)
     assert_v2_error(client.get("/v2/models/vae-nope/ready"), 404)
+
+
+def test_a_compressed_body_is_415(client):
+    body = json.dumps(json_request("image", X)).encode()
+    response = client.post(
+        ENCODER, content=gzip.compress(body), headers={"Content-Encoding": "gzip"}
+    )
+    assert "uncompressed" in assert_v2_error(response, 415)
 
 
 def test_not_ready_infer_is_503_with_retry_after(client):

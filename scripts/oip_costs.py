@@ -20,7 +20,6 @@ import torch
 from PIL import Image
 
 from app.imaging import preprocess
-from app.inference import load_module
 from app.oip.models import catalogue
 from app.oip.tensors import (
     infer_response,
@@ -30,6 +29,7 @@ from app.oip.tensors import (
     split_body,
 )
 from app.settings import SHIPPED_MODEL, Settings
+from model import artifact
 from model.data import load_mnist
 from scripts.bench.v2 import HEADER_LENGTH, binary_infer
 
@@ -47,7 +47,7 @@ def png(digit: np.ndarray) -> bytes:
 
 def main() -> None:
     torch.set_num_threads(1)
-    module, card = load_module(Path(SHIPPED_MODEL), torch.device("cpu"))
+    module, card = artifact.load(SHIPPED_MODEL)
     encoder = catalogue(int(card["latent_dim"]), True)["vae-encoder"]
     limit = Settings().max_json_bytes
     digits = load_mnist("test", Path(os.environ["MNIST_DIR"]))[0][:64]

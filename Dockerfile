@@ -34,7 +34,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY model ./model
-COPY client ./client
+COPY vae_client ./vae_client
 # Fail the build, rather than ship an image without its model. Then remove the packages the
 # service never imports (torch.compile's sympy, networkx and jinja2, torch's checkpoint and
 # hub helpers fsspec and filelock, uvicorn's reload and websocket extras) and pip itself.

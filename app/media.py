@@ -5,11 +5,12 @@ import numpy as np
 import orjson
 import torch
 from fastapi import Request, Response
+from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
 from app import imaging
 from app.errors import APIError
-from app.queries import OutputFormat
+from app.queries import OutputFormat, parse_query
 from app.settings import Settings
 
 RAW_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp", "image/tiff"}
@@ -76,7 +77,9 @@ async def read_images(request: Request, settings: Settings) -> torch.Tensor:
     blobs = await read_uploads(request, settings)
 
     def preprocess_all() -> list[np.ndarray]:
-        return [imaging.preprocess(b, settings.max_image_pixels) for b in blobs]
+        return [
+            preprocess_one(b, i, len(blobs), settings.max_image_pixels) for i, b in enumerate(blobs)
+        ]
 
     # Small uploads (a 28x28 PNG is ~0.3 KB) decode faster than a thread hand-off; big ones
     # (photos) go to threads so the event loop keeps serving; at most VAE_DECODE_THREADS at
@@ -88,6 +91,39 @@ async def read_images(request: Request, settings: Settings) -> torch.Tensor:
         limiter = request.app.state.decode_limiter
         arrays = await anyio.to_thread.run_sync(preprocess_all, limiter=limiter)
     return torch.from_numpy(np.stack(arrays))
+
+
+def preprocess_one(blob: bytes, index: int, count: int, max_pixels: int) -> np.ndarray:
+    """One upload preprocessed; in a batch, an error says which image it is about."""
+    try:
+        return imaging.preprocess(blob, max_pixels)
+    except APIError as e:
+        if count > 1:
+            e.detail = f"image {index + 1} of {count}: {e.detail}"
+        raise
+
+
+class InputQuery(BaseModel):
+    include_input: bool = Field(
+        False, description="add `input` to each result: the 28x28 image the encoder saw"
+    )
+
+
+def include_input(request: Request) -> bool:
+    """The query's include_input (parse it before the work: a bad value is a 422 at once)."""
+    if "include_input" not in request.query_params:  # the hot path: no validation to pay
+        return False
+    return parse_query(request, InputQuery).include_input
+
+
+def with_inputs(results: list[dict], x: torch.Tensor, include: bool) -> list[dict]:
+    """Each result gets `input`, its (28, 28) model input, when `include` (include_input=true
+    in the query, see include_input): so a user can tell a preprocessing failure from a model
+    failure."""
+    if include:
+        for result, image in zip(results, x[:, 0].numpy(), strict=True):
+            result["input"] = image
+    return results
 
 
 def wants_json(request: Request, fmt: OutputFormat | None) -> bool:

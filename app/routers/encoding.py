@@ -4,7 +4,15 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from app.dependencies import Model
-from app.media import IMAGE_BODY, image_response, read_images, wants_json
+from app.media import (
+    IMAGE_BODY,
+    InputQuery,
+    image_response,
+    include_input,
+    read_images,
+    wants_json,
+    with_inputs,
+)
 from app.queries import ImageQuery, as_openapi, parse_query
 from app.schemas import ERROR_RESPONSES, EncodeResponse
 
@@ -15,14 +23,17 @@ router = APIRouter(tags=["images in"], responses=ERROR_RESPONSES)
 @router.post(
     "/encode",
     response_model=EncodeResponse | list[EncodeResponse],
-    openapi_extra=IMAGE_BODY,
+    openapi_extra={**IMAGE_BODY, **as_openapi(InputQuery)},
 )
 async def encode(request: Request, model: Model) -> Response:
     """Encode one image (or several, as a batch) to the mean and standard deviation of q(z|x).
 
-    Images are made MNIST-like first: greyscale, light backgrounds inverted, the digit fitted
-    into 20x20 and centred in 28x28. A 28x28 image is used as it is.
+    Images are made MNIST-like first (photos too: docs/preprocessing.md): the digit found,
+    white on black, fitted into 20x20 and centred in 28x28; a 28x28 image is used as it is
+    (inverted if its digit is dark). An image without a digit gets 422 `no_digit`.
+    `include_input=true` adds `input`, the 28x28 image the encoder saw.
     """
+    include = include_input(request)
     x = await read_images(request, model.settings)
     mu, sigma, *kl = await model.encode(x)
     results = [
@@ -34,6 +45,7 @@ async def encode(request: Request, model: Model) -> Response:
         }
         for i in range(len(x))
     ]
+    results = with_inputs(results, x, include)
     # Serialised straight from numpy (the hot path); the shape is EncodeResponse's.
     body = results[0] if len(results) == 1 else results
     return Response(orjson.dumps(body, option=NUMPY), media_type="application/json")

@@ -91,21 +91,24 @@ async def sample(request: Request, model: Model) -> Response:
 )
 async def interpolate(request: Request, model: Model) -> Response:
     """Decode the straight line between two latent points (PNG: one strip): two z vectors
-    (JSON) or the means of q(z|x) of two uploaded images (multipart, field `file` twice)."""
+    (JSON) or the means of q(z|x) of two uploaded images (multipart, field `file` twice;
+    JSON then also returns `inputs`, the two 28x28 images the encoder saw)."""
     query = parse_query(request, InterpolateQuery)
-    start, end, steps = await interpolation_ends(request, model, query.steps)
+    start, end, steps, inputs = await interpolation_ends(request, model, query.steps)
     if steps > (most := model.settings.max_interpolation_steps):
         raise APIError(422, "invalid_parameters", f"steps must be at most {most}")
     t = torch.linspace(0, 1, steps).unsqueeze(1)
     z = (1 - t) * start + t * end  # (steps, D)
     images = await model.decode(z)
     as_json = wants_json(request, query.format)
-    return image_response(images, as_json, query.scale, columns=steps, z=z)
+    uploaded = {} if inputs is None else {"inputs": inputs[:, 0]}  # what the encoder saw
+    return image_response(images, as_json, query.scale, columns=steps, z=z, **uploaded)
 
 
 async def interpolation_ends(
     request: Request, model: Model, steps: int | None
-) -> tuple[torch.Tensor, torch.Tensor, int]:
+) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor | None]:
+    """Both ends, the steps, and the two model inputs when the ends came as images."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         try:
@@ -113,9 +116,9 @@ async def interpolation_ends(
         except ValidationError as e:
             raise APIError(422, "invalid_parameters", describe_errors(e.errors())) from None
         ends = latent_tensor([body.z_start, body.z_end], model.latent_dim, 2)
-        return ends[0], ends[1], steps or body.steps
+        return ends[0], ends[1], steps or body.steps, None
     x = await read_images(request, model.settings)
     if len(x) != 2:
         raise APIError(422, "invalid_parameters", f"send exactly two images, not {len(x)}")
     mu = (await model.encode(x))[0]
-    return mu[0], mu[1], steps or 8
+    return mu[0], mu[1], steps or 8, x

@@ -134,12 +134,12 @@ def hand_made(digit: np.ndarray, scene: str, rng: np.random.Generator) -> bytes:
     paper = np.array([240, 238, 232], np.float32) * smooth_noise(rng, 6, 0.02)[..., None]
     ink = np.array([30, 40, 120], np.float32)
     if scene == "lined notebook":  # pale blue rules every 32 px and a red margin
-        rules = np.zeros((HEIGHT, WIDTH), np.float32)
+        rules, margin = np.zeros((2, HEIGHT, WIDTH), np.float32)
         rules[int(rng.integers(0, 32)) :: 32] = 0.6
-        rules[:, int(rng.uniform(60, 100))] = 0.7
-        rule_colour = np.where(np.arange(WIDTH)[None, :, None] < 120, [220, 90, 90], [150, 180, 225])
-        cover = cv2.GaussianBlur(rules, (0, 0), 0.8)[..., None]
-        paper = paper * (1 - cover) + rule_colour.astype(np.float32) * cover
+        margin[:, int(rng.uniform(60, 100))] = 0.7
+        for lines, colour in ((rules, [150, 180, 225]), (margin, [220, 90, 90])):
+            cover = cv2.GaussianBlur(lines, (0, 0), 0.8)[..., None]
+            paper = paper * (1 - cover) + np.float32(colour) * cover
     if scene == "faint pencil":  # grey graphite, only ~25 % darker than the paper
         ink = paper.mean(axis=(0, 1)) * 0.72
         alpha = alpha * np.clip(rng.normal(0.85, 0.15, alpha.shape), 0.4, 1).astype(np.float32)

@@ -100,7 +100,8 @@ def table(results: dict[str, dict]) -> str:
     ]
     for name, r in results.items():
         delta = "" if name == CLEAN else f"{100 * (r['recovered'] - clean):+.1f} points"
-        lines.append(f"| {name} | {100 * r['recovered']:.1f} % | {delta} | {100 * r['no_digit']:.1f} % |")
+        recovered, refused = 100 * r["recovered"], 100 * r["no_digit"]
+        lines.append(f"| {name} | {recovered:.1f} % | {delta} | {refused:.1f} % |")
     return "\n".join(lines)
 
 

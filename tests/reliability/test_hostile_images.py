@@ -177,9 +177,7 @@ def test_huge_palette_is_refused_or_read_safely(shared):
 
 
 def test_exif_orientation_is_applied():
-    upright = imaging.preprocess(
-        encoded(bar(60, 20).rotate(-90, expand=True), "PNG"), 10**6
-    )
+    upright = imaging.preprocess(encoded(bar(60, 20).rotate(-90, expand=True), "PNG"), 10**6)
     rotated = imaging.preprocess(exif_rotated_jpeg(), 10**6)
     sideways = imaging.preprocess(encoded(bar(60, 20), "PNG"), 10**6)
     assert np.abs(rotated - upright).mean() < np.abs(rotated - sideways).mean() / 4

@@ -38,6 +38,8 @@ INK_FRACTION = 0.35  # ink: top-hat above this share of the strongest ink...
 NOISE_SIGMAS = 4.0  # ...and above this many noise deviations
 NEAR = 0.35  # components this close to the main one (share of its size) belong to the digit
 MIN_SHARE = 0.03  # ...if they hold at least this share of its ink
+SURROUND_ALIKE = 0.25  # a mark whose surround is this much as bright as itself: not ink
+ALIKE_STEP = 0.3  # "as bright": within this share of the mark's contrast
 EDGE_CONTACT = 0.35  # a component touching the frame along this share of its box: not ink
 # Stroke width in the 20x20 box (2 area / outline; MNIST test set: 5 % 1.5, median 2.25,
 # 95 % 3.5): outside MNIST_STROKE_RANGE, strokes are brought to MNIST_STROKE, measured and
@@ -49,7 +51,7 @@ STROKE_SCALE = 4
 # background by MIN_CONTRAST (of full scale) and by MIN_SNR noise deviations, span at least
 # MIN_EXTENT pixels, and be longer than MIN_ELONGATION stroke widths (a dot is ~1).
 MIN_CONTRAST = 0.06
-MIN_SNR = 6.0
+MIN_SNR = 4.0
 MIN_EXTENT = 4
 MIN_ELONGATION = 1.5
 
@@ -113,10 +115,10 @@ def shrink(grey: np.ndarray) -> np.ndarray:
     return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
 
 
-def remove_background(bright: np.ndarray, dark_ink: bool) -> np.ndarray:
-    """Top-hat: the image minus its opening by a square wider than any stroke. Dark ink is
-    measured as a share of the paper's local brightness, as it reflects a share of the light
-    falling on it: a digit half in a shadow keeps one contrast."""
+def remove_background(bright: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Top-hat: the image minus its opening (the background) by a square wider than any
+    stroke. Dark ink is measured as a share of the paper's local brightness, as it reflects
+    a share of the light falling on it: a digit half in a shadow keeps one contrast."""
     k = max(3, int(max(bright.shape) * KERNEL_FRACTION) | 1)
     opened = cv2.morphologyEx(
         bright, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
@@ -124,7 +126,7 @@ def remove_background(bright: np.ndarray, dark_ink: bool) -> np.ndarray:
     ink = bright - opened
     if dark_ink:
         ink = np.clip(ink / np.maximum(1.0 - opened, MIN_PAPER), 0.0, 1.0)
-    return ink
+    return ink, opened
 
 
 def noise_sigma(values: np.ndarray) -> float:
@@ -141,26 +143,47 @@ def edge_contact(labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
     return touching / perimeter
 
 
-def digit_mask(ink: np.ndarray, threshold: float) -> np.ndarray:
+def stands_alone(reading: "Reading", labels: np.ndarray, stats: np.ndarray, i: int) -> bool:
+    """A mark is surrounded by background; a wedge of paper that the opening cut off beside
+    a desk or a shadow is not: much of its surround (2 px out, past a blurred edge) is
+    nearly as bright as itself."""
+    x, y, w, h = stats[i, :4]
+    window = (slice(max(y - 3, 0), y + h + 3), slice(max(x - 3, 0), x + w + 3))
+    mark = (labels[window] == i).astype(np.uint8)
+    ring = cv2.dilate(mark, np.ones((5, 5), np.uint8)) > cv2.dilate(mark, np.ones((3, 3), np.uint8))
+    if not ring.any():
+        return True
+    bright, inside = reading.bright[window], mark.astype(bool)
+    level = float(np.median(bright[inside]))
+    contrast = level - float(np.median(reading.background[window][inside]))
+    alike = bright[ring] > level - ALIKE_STEP * contrast
+    return float(alike.mean()) < SURROUND_ALIKE
+
+
+def digit_mask(reading: "Reading", smooth: np.ndarray, threshold: float) -> np.ndarray:
     """The ink that makes up the digit (bool mask; empty if none).
 
     Components are taken at half the threshold, so that a desk's texture stays one region
-    with the strip that touches the frame; of those holding ink above the threshold, the
-    main one has the most ink, weighted by how central it is (a photo is aimed at the digit).
+    with the strip that touches the frame; of those holding ink above the threshold and
+    standing alone, the main one has the most ink, weighted by how central it is (a photo
+    is aimed at the digit); the pieces near it join it.
     """
-    strong = ink > threshold
+    strong = smooth > threshold
     count, labels, stats, centroids = cv2.connectedComponentsWithStats(
-        (ink > threshold / 2).astype(np.uint8), connectivity=8
+        (smooth > threshold / 2).astype(np.uint8), connectivity=8
     )
-    mass = np.bincount(labels.ravel(), weights=(ink * strong).ravel(), minlength=count)
+    above = np.clip(smooth - threshold, 0, None)  # a wide faint patch weighs little
+    mass = np.bincount(labels.ravel(), weights=above.ravel(), minlength=count)
     mass[0] = 0
     contact = edge_contact(labels, stats)
     mass[contact > EDGE_CONTACT] = 0  # strips of desk or wall
-    h, w = ink.shape
+    h, w = smooth.shape
     off_centre = np.hypot(centroids[:, 0] / w - 0.5, centroids[:, 1] / h - 0.5) / np.sqrt(0.5)
-    main = int((mass * np.clip(1 - off_centre**2, 0.1, 1)).argmax())
-    if mass[main] == 0:
-        return np.zeros(ink.shape, bool)
+    weight = mass * np.clip(1 - off_centre**2, 0.1, 1)
+    candidates = [i for i in np.argsort(-weight) if mass[i] > 0]
+    main = next((i for i in candidates if stands_alone(reading, labels, stats, i)), None)
+    if main is None:
+        return np.zeros(smooth.shape, bool)
     x, y, bw, bh = stats[main, :4]
     gap = NEAR * max(bw, bh)
     left, top = stats[:, 0], stats[:, 1]
@@ -169,6 +192,8 @@ def digit_mask(ink: np.ndarray, threshold: float) -> np.ndarray:
     # A piece beside the digit that runs into the frame's edge is a shadow's or a sheet's
     # corner, not a stroke.
     keep = near & (mass >= MIN_SHARE * mass[main]) & (contact == 0)
+    for i in np.flatnonzero(keep):
+        keep[i] = i == main or stands_alone(reading, labels, stats, i)
     keep[main] = True
     return keep[labels] & strong
 
@@ -259,20 +284,24 @@ def mnist_frame(grey: np.ndarray) -> np.ndarray:
 class Reading:
     """The image read with one polarity: ink bright, background removed, the digit's mask."""
 
-    bright: np.ndarray
-    ink: np.ndarray
-    mask: np.ndarray
-    threshold: float
-    noise: float
+    bright: np.ndarray  # the analysed image, ink bright
+    background: np.ndarray  # its opening
+    ink: np.ndarray  # the marks on it
+    threshold: float = 0.0
+    noise: float = 0.0
+    mask: np.ndarray | None = None
 
 
 def read_ink(work: np.ndarray, dark_ink: bool) -> Reading:
     bright = 1.0 - work if dark_ink else work
-    ink = remove_background(bright, dark_ink)
-    smooth = cv2.GaussianBlur(ink, (3, 3), 0)
-    noise = noise_sigma(smooth)
-    threshold = max(INK_FRACTION * float(smooth.max()), NOISE_SIGMAS * noise, 0.5 * MIN_CONTRAST)
-    return Reading(bright, ink, digit_mask(smooth, threshold), threshold, noise)
+    reading = Reading(bright, *reversed(remove_background(bright, dark_ink)))
+    smooth = cv2.GaussianBlur(reading.ink, (3, 3), 0)
+    reading.noise = noise_sigma(smooth)
+    reading.threshold = max(
+        INK_FRACTION * float(smooth.max()), NOISE_SIGMAS * reading.noise, 0.5 * MIN_CONTRAST
+    )
+    reading.mask = digit_mask(reading, smooth, reading.threshold)
+    return reading
 
 
 def find_digit(grey: np.ndarray) -> Steps:

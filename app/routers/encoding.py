@@ -3,17 +3,18 @@
 import orjson
 from fastapi import APIRouter, Request, Response
 
+from app import limits
 from app.dependencies import Model
 from app.media import (
     IMAGE_BODY,
-    InputQuery,
+    decode_images,
     image_response,
-    include_input,
     read_images,
+    read_uploads,
     wants_json,
     with_inputs,
 )
-from app.queries import ImageQuery, as_openapi, parse_query
+from app.queries import ImageParams, InputParams
 from app.schemas import ERROR_RESPONSES, EncodeResponse
 
 NUMPY = orjson.OPT_SERIALIZE_NUMPY
@@ -23,9 +24,9 @@ router = APIRouter(tags=["images in"], responses=ERROR_RESPONSES)
 @router.post(
     "/encode",
     response_model=EncodeResponse | list[EncodeResponse],
-    openapi_extra={**IMAGE_BODY, **as_openapi(InputQuery)},
+    openapi_extra=IMAGE_BODY,
 )
-async def encode(request: Request, model: Model) -> Response:
+async def encode(request: Request, model: Model, query: InputParams) -> Response:
     """Encode one image (or several, as a batch) to the mean and standard deviation of q(z|x).
 
     Images are made MNIST-like first (photos too: docs/preprocessing.md): the digit found,
@@ -33,7 +34,6 @@ async def encode(request: Request, model: Model) -> Response:
     (inverted if its digit is dark). An image without a digit gets 422 `no_digit`.
     `include_input=true` adds `input`, the 28x28 image the encoder saw.
     """
-    include = include_input(request)
     x = await read_images(request, model.settings)
     mu, sigma, *kl = await model.encode(x)
     results = [
@@ -45,7 +45,7 @@ async def encode(request: Request, model: Model) -> Response:
         }
         for i in range(len(x))
     ]
-    results = with_inputs(results, x, include)
+    results = with_inputs(results, x, query.include_input)
     # Serialised straight from numpy (the hot path); the shape is EncodeResponse's.
     body = results[0] if len(results) == 1 else results
     return Response(orjson.dumps(body, option=NUMPY), media_type="application/json")
@@ -55,17 +55,18 @@ async def encode(request: Request, model: Model) -> Response:
     "/reconstruct",
     response_class=Response,
     responses={200: {"content": {"image/png": {}, "application/json": {}}}},
-    openapi_extra={**IMAGE_BODY, **as_openapi(ImageQuery)},
+    openapi_extra=IMAGE_BODY,
 )
-async def reconstruct(request: Request, model: Model) -> Response:
+async def reconstruct(request: Request, model: Model, query: ImageParams) -> Response:
     """Reconstruct images through the VAE: decode the mean of q(z|x).
 
     PNG by default (a grid for several images); JSON with `format=json` also returns the
     preprocessed input that the encoder saw.
     """
-    query = parse_query(request, ImageQuery)
-    x = await read_images(request, model.settings)
+    blobs = await read_uploads(request, model.settings)
+    limits.check_output(len(blobs), query.scale, model.settings)
+    x = await decode_images(request, blobs, model.settings)
     images = await model.reconstruct(x)
     if wants_json(request, query.format):
-        return image_response(images, True, query.scale, inputs=x[:, 0])
-    return image_response(images, False, query.scale)
+        return await image_response(request, images, True, query.scale, inputs=x[:, 0])
+    return await image_response(request, images, False, query.scale)

@@ -30,7 +30,7 @@ from app.errors import APIError
 
 SIDE = 28  # MNIST frame
 BOX = 20  # the digit's bounding box is fitted into BOX x BOX
-WORK_SIDE = 256  # photos are analysed at most this size (px on the longer side)
+WORK_SIDE = 160  # photos are analysed at most this size (px on the longer side)
 KERNEL_FRACTION = 1 / 4  # background opening: this share of the longer side (> any stroke)
 POLARITY_SIDE = 64  # polarity is judged on a thumbnail this size
 MIN_PAPER = 0.2  # darkest paper brightness dark ink is divided by (deep shadow, not desk)

@@ -69,9 +69,15 @@ def model_inputs(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def recovery(
-    reader: Reader, images: np.ndarray, labels: np.ndarray, conditions: list[str], seed: int = 0
+    reader: Reader,
+    images: np.ndarray,
+    labels: np.ndarray,
+    conditions: list[str],
+    seed: int = 0,
+    blanks: int = 50,
 ) -> tuple[dict[str, dict], dict[str, tuple[bytes, np.ndarray]]]:
-    """Per condition: share recovered, share refused as no_digit; plus one example each."""
+    """Per condition: share recovered, share refused as no_digit, share of blank sheets
+    (no digit drawn) refused as they should be; plus one example each."""
     results, examples = {}, {}
     for condition in [CLEAN, *conditions]:
         rng = np.random.default_rng([seed, len(results)])
@@ -82,10 +88,17 @@ def recovery(
             blobs = [photo(d, condition, rng) for d in images]
         inputs, found = model_inputs(blobs)
         right = (reader.labels(inputs) == labels) & found
+        blank = np.zeros((28, 28), np.uint8)
+        if condition == CLEAN:
+            sheets = [png(blank)]
+        else:
+            sheets = [photo(blank, condition, rng) for _ in range(blanks)]
         results[condition] = {
             "recovered": float(right.mean()),
             "no_digit": float(1 - found.mean()),
             "n": len(images),
+            "blank_refused": float(1 - model_inputs(sheets)[1].mean()),
+            "blank_n": len(sheets),
             "seconds": round(time.perf_counter() - started, 1),
         }
         examples[condition] = (blobs[0], inputs[0, 0])
@@ -95,13 +108,15 @@ def recovery(
 def table(results: dict[str, dict]) -> str:
     clean = results[CLEAN]["recovered"]
     lines = [
-        "| condition | recovered | vs clean 28x28 | refused as no_digit |",
-        "|---|---|---|---|",
+        "| condition | digits recovered | vs clean 28x28 | digits refused as no_digit "
+        "| blank sheets refused |",
+        "|---|---|---|---|---|",
     ]
     for name, r in results.items():
         delta = "" if name == CLEAN else f"{100 * (r['recovered'] - clean):+.1f} points"
         recovered, refused = 100 * r["recovered"], 100 * r["no_digit"]
-        lines.append(f"| {name} | {recovered:.1f} % | {delta} | {refused:.1f} % |")
+        blank = f"{100 * r['blank_refused']:.0f} % of {r['blank_n']}"
+        lines.append(f"| {name} | {recovered:.1f} % | {delta} | {refused:.1f} % | {blank} |")
     return "\n".join(lines)
 
 
@@ -134,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", type=Path, default=ROOT / "model" / "vae_mnist.pt")
     p.add_argument("--per-condition", type=int, default=500, help="test digits per condition")
     p.add_argument("--train", type=int, default=60_000, help="training digits to compare with")
+    p.add_argument("--blanks", type=int, default=50, help="blank sheets per condition")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None, help="default: $MNIST_DIR")
     p.add_argument("--json", type=Path, help="write the figures here")
@@ -144,7 +160,9 @@ def main(argv: list[str] | None = None) -> None:
     pick = np.random.default_rng(args.seed).permutation(len(images))[: args.per_condition]
     reader = Reader(args.model, args.train, args.data_dir)
     conditions = [*CONDITIONS, *HAND_MADE]
-    results, examples = recovery(reader, images[pick], labels[pick], conditions, args.seed)
+    results, examples = recovery(
+        reader, images[pick], labels[pick], conditions, args.seed, args.blanks
+    )
     print(table(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -252,7 +252,7 @@ def resize_longer(image: np.ndarray, side: int) -> np.ndarray:
 def stroke_width(digit: np.ndarray) -> float:
     """Mean stroke width in pixels: twice the area over the outline's length (a strip of
     width w and length L has area wL and outline ~2L)."""
-    mask = (digit > 0.5).astype(np.uint8)  # a bool mask too
+    mask = (digit > 0.5 * digit.max()).astype(np.uint8)  # a bool mask too
     contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
     outline = sum(cv2.arcLength(c, True) for c in contours)
     return 2.0 * float(mask.sum()) / outline if outline > 0 else 0.0

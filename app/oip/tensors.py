@@ -29,6 +29,9 @@ WIRE_DTYPES = {
     "UINT8": np.dtype("u1"),
 }
 FLOATS = ("FP32", "FP64", "FP16")
+# Parameters of Triton extensions this server does not implement (its metadata lists only
+# binary_tensor_data): refused, rather than ignored into a silently different answer.
+UNSUPPORTED = {"shared_memory_region": "shared-memory", "classification": "classification"}
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,12 @@ def parse_request(header: bytes) -> InferenceRequest:
         return InferenceRequest.model_validate_json(header)
     except ValidationError as e:
         raise bad_tensor(describe_errors(e.errors()), "invalid_request") from None
+
+
+def refuse_extensions(parameters: Parameters | None, where: str) -> None:
+    for key, extension in UNSUPPORTED.items():
+        if key in (parameters or {}):
+            raise bad_tensor(f"{where}: the {extension} extension is not supported", "unsupported")
 
 
 def flag(parameters: Parameters | None, key: str) -> bool:
@@ -129,6 +138,7 @@ def input_array(
         given = [i.name for i in request.inputs]
         raise bad_tensor(f"this model takes one input named '{spec.name}', not {given}")
     tensor = request.inputs[0]
+    refuse_extensions(tensor.parameters, f"input '{spec.name}'")
     if tensor.datatype not in spec.datatypes:
         raise bad_tensor(
             f"input '{spec.name}' datatype {tensor.datatype!r} is not supported: send one of "
@@ -194,6 +204,7 @@ def requested_outputs(request: InferenceRequest, names: list[str]) -> list[tuple
     for output in request.outputs:
         if output.name not in names:
             raise bad_tensor(f"no output named '{output.name}': this model has {names}")
+        refuse_extensions(output.parameters, f"output '{output.name}'")
         binary = output.parameters is not None and "binary_data" in output.parameters
         wanted.append(
             (output.name, flag(output.parameters, "binary_data") if binary else every_binary)

@@ -1,11 +1,15 @@
 """The Open Inference Protocol under /v2, in-process on the tiny model: metadata, health,
 infer with JSON and binary tensors, and agreement with the REST routes."""
 
+import asyncio
 import json
+import time
 
 import numpy as np
 import pytest
 
+from app.inference import ModelService
+from app.main import create_app
 from tests.conftest import png_bytes
 from tests.oip.helpers import (
     DECODER,
@@ -18,6 +22,9 @@ from tests.oip.helpers import (
     outputs_of,
     stroke_image,
 )
+from tests.reliability.conftest import run_async, running
+
+PNG = {"content-type": "image/png"}
 
 
 def test_server_metadata_names_the_binary_extension(client):
@@ -245,3 +252,39 @@ def test_openapi_documents_the_protocol(client):
     infer = paths["/v2/models/{model_name}/infer"]["post"]
     assert set(infer["requestBody"]["content"]) == {"application/json", "application/octet-stream"}
     assert {"400", "404", "413", "503"} <= set(infer["responses"])
+
+
+def test_v2_and_rest_requests_share_batches(monkeypatch, settings_for):
+    """While the model is busy, a v2 infer and a REST /encode queue up and run as one call."""
+    forward = ModelService.forward
+
+    def slow_forward(self, method, x):
+        time.sleep(0.3)
+        return forward(self, method, x)
+
+    monkeypatch.setattr(ModelService, "forward", slow_forward)
+    app = create_app(settings_for(warmup=False))
+    png = png_bytes(stroke_image()[0, 0] * 255)
+    body, headers = binary_request("image", np.repeat(stroke_image(), 2, axis=0))
+
+    async def scenario():
+        async with running(app) as client:
+            first = asyncio.create_task(client.post("/encode", content=png, headers=PNG))
+            await asyncio.sleep(0.1)  # the first call is now running on the model thread
+            v2, rest = await asyncio.gather(
+                client.post(ENCODER, content=body, headers=headers),
+                client.post("/encode", content=png, headers=PNG),
+            )
+            return await first, v2, rest, (await client.get("/metrics")).text
+
+    first, v2, rest, text = run_async(scenario())
+    assert first.status_code == v2.status_code == rest.status_code == 200
+    assert outputs_of(v2)["mu"].shape == (2, LATENT)
+    samples = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("vae_batch_size_")
+    }
+    assert samples['vae_batch_size_sum{method="encode"}'] == 4
+    # 1 row, then the v2 infer's 2 rows with the REST row (all 4 at once on a slow start)
+    assert samples['vae_batch_size_count{method="encode"}'] < 3

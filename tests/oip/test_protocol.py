@@ -27,6 +27,12 @@ from tests.reliability.conftest import run_async, running
 PNG = {"content-type": "image/png"}
 
 
+def sample(text: str, series: str) -> float:
+    """The value of one series in a Prometheus exposition (0 when absent)."""
+    line = next((line for line in text.splitlines() if line.startswith(series)), None)
+    return float(line.split()[-1]) if line else 0.0
+
+
 def test_server_metadata_names_the_binary_extension(client):
     response = client.get("/v2")
     assert response.status_code == 200
@@ -193,11 +199,6 @@ def test_a_batch_is_one_model_call(client):
     assert response.status_code == 200
     assert outputs_of(response)["mu"].shape == (64, LATENT)
     after = client.get("/metrics").text
-
-    def sample(text: str, series: str) -> float:
-        line = next(line for line in text.splitlines() if line.startswith(series))
-        return float(line.split()[-1])
-
     calls = 'vae_batch_size_count{method="encode"}'
     rows = 'vae_batch_size_sum{method="encode"}'
     assert sample(after, calls) - sample(before, calls) == 1
@@ -269,22 +270,19 @@ def test_v2_and_rest_requests_share_batches(monkeypatch, settings_for):
 
     async def scenario():
         async with running(app) as client:
+            before = (await client.get("/metrics")).text
             first = asyncio.create_task(client.post("/encode", content=png, headers=PNG))
             await asyncio.sleep(0.1)  # the first call is now running on the model thread
             v2, rest = await asyncio.gather(
                 client.post(ENCODER, content=body, headers=headers),
                 client.post("/encode", content=png, headers=PNG),
             )
-            return await first, v2, rest, (await client.get("/metrics")).text
+            return await first, v2, rest, before, (await client.get("/metrics")).text
 
-    first, v2, rest, text = run_async(scenario())
+    first, v2, rest, before, after = run_async(scenario())
     assert first.status_code == v2.status_code == rest.status_code == 200
     assert outputs_of(v2)["mu"].shape == (2, LATENT)
-    samples = {
-        line.split()[0]: float(line.split()[1])
-        for line in text.splitlines()
-        if line.startswith("vae_batch_size_")
-    }
-    assert samples['vae_batch_size_sum{method="encode"}'] == 4
+    rows, calls = 'vae_batch_size_sum{method="encode"}', 'vae_batch_size_count{method="encode"}'
+    assert sample(after, rows) - sample(before, rows) == 4
     # 1 row, then the v2 infer's 2 rows with the REST row (all 4 at once on a slow start)
-    assert samples['vae_batch_size_count{method="encode"}'] < 3
+    assert sample(after, calls) - sample(before, calls) < 3

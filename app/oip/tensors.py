@@ -51,8 +51,11 @@ def bad_tensor(detail: str, code: str = "invalid_tensor") -> APIError:
     return APIError(400, code, detail)
 
 
-def split_body(body: bytes, header_length: str | None, max_json_bytes: int) -> tuple[bytes, bytes]:
-    """The JSON header and the binary tensor data after it (empty without the extension)."""
+def split_body(
+    body: bytes, header_length: str | None, max_json_bytes: int
+) -> tuple[bytes, memoryview]:
+    """The JSON header and a view of the binary tensor data after it (empty without the
+    extension; a view, so a batch's bytes are not copied before numpy reads them)."""
     size = len(body)
     if header_length is not None:
         if not (header_length.isascii() and header_length.isdigit()):
@@ -70,7 +73,7 @@ def split_body(body: bytes, header_length: str | None, max_json_bytes: int) -> t
             f"the JSON header exceeds {max_json_bytes} bytes: send "
             "tensors as binary data (binary_data_size)",
         )
-    return body[:size], body[size:]
+    return body[:size], memoryview(body)[size:]
 
 
 def parse_request(header: bytes) -> InferenceRequest:
@@ -131,7 +134,7 @@ def json_values(data: list, datatype: str, name: str) -> np.ndarray:
 
 
 def input_array(
-    request: InferenceRequest, spec: TensorSpec, binary: bytes, max_rows: int
+    request: InferenceRequest, spec: TensorSpec, binary: memoryview, max_rows: int
 ) -> np.ndarray:
     """The request's one input as a checked float32 array of its declared shape."""
     if len(request.inputs) != 1 or request.inputs[0].name != spec.name:
@@ -205,10 +208,9 @@ def requested_outputs(request: InferenceRequest, names: list[str]) -> list[tuple
         if output.name not in names:
             raise bad_tensor(f"no output named '{output.name}': this model has {names}")
         refuse_extensions(output.parameters, f"output '{output.name}'")
-        binary = output.parameters is not None and "binary_data" in output.parameters
-        wanted.append(
-            (output.name, flag(output.parameters, "binary_data") if binary else every_binary)
-        )
+        asked = output.parameters is not None and "binary_data" in output.parameters
+        binary = flag(output.parameters, "binary_data") if asked else every_binary
+        wanted.append((output.name, binary))
     return wanted
 
 

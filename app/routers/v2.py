@@ -23,6 +23,7 @@ from app.oip.schemas import (
     ModelReadyResponse,
     ReadyResponse,
     ServerMetadataResponse,
+    inline_schema,
 )
 from app.oip.tensors import (
     HEADER_LENGTH,
@@ -137,7 +138,7 @@ INFER_OPENAPI = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": InferenceRequest.model_json_schema()},
+            "application/json": {"schema": inline_schema(InferenceRequest)},
             "application/octet-stream": {
                 "schema": {"type": "string", "format": "binary"},
                 "description": "JSON header, then the binary inputs in order",

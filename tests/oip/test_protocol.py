@@ -252,6 +252,9 @@ def test_openapi_documents_the_protocol(client):
         assert path in paths, path
     infer = paths["/v2/models/{model_name}/infer"]["post"]
     assert set(infer["requestBody"]["content"]) == {"application/json", "application/octet-stream"}
+    request = infer["requestBody"]["content"]["application/json"]["schema"]
+    assert "$ref" not in json.dumps(request)  # inlined: "#/$defs/..." would not resolve here
+    assert request["properties"]["inputs"]["items"]["required"] == ["name", "shape", "datatype"]
     assert {"400", "404", "413", "503"} <= set(infer["responses"])
 
 

@@ -13,7 +13,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import metrics
+from app import limits, metrics
 from app.errors import error_response, is_v2
 from app.logs import AccessLog
 
@@ -67,21 +67,23 @@ class RequestContextMiddleware:
             message = await receive()
             received += len(message.get("body", b""))
             if received > limit:
-                raise BodyTooLarge
+                raise BodyTooLarge(f"more than {limit}")
             return message
 
         metrics.IN_FLIGHT.inc()
         try:
             declared = headers.get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
-                raise BodyTooLarge
+                raise BodyTooLarge(int(declared))
             await self.app(scope, limited_receive, send_with_id)
-        except BodyTooLarge:
+        except BodyTooLarge as too_large:
             if not response_started:
-                metrics.FAILURES.labels("payload_too_large").inc()
-                detail = f"request body exceeds {limit} bytes"
-                response = error_response(413, "payload_too_large", detail, path=scope["path"])
-                await response(scope, receive, send_with_id)
+                kind = limits.JSON_BYTES if is_json else limits.BODY_BYTES
+                e = kind.error(too_large.args[0], limit)
+                metrics.FAILURES.labels(e.code).inc()
+                await error_response(e.status, e.code, e.detail, path=scope["path"])(
+                    scope, receive, send_with_id
+                )
         except Exception as e:
             error_log.error(
                 "unhandled %s on %s %s: %s",

@@ -165,11 +165,9 @@ async def run_inference(
     if request.headers.get("content-encoding", "identity").lower() != "identity":
         # tritonclient's request_compression_algorithm: the bodies here are small or binary
         raise APIError(415, "unsupported_media_type", "send the body uncompressed")
-    header, binary = split_body(
-        await request.body(), request.headers.get(HEADER_LENGTH), settings.max_json_bytes
-    )
+    header, binary = split_body(await request.body(), request.headers.get(HEADER_LENGTH), settings)
     infer_request = parse_request(header)
-    x = input_array(infer_request, served.input, binary, served.max_rows(settings))
+    x = input_array(infer_request, served.input, binary, served.rows, settings)
     wanted = requested_outputs(infer_request, served.output_names)
     tensors = await served.run(service, torch.from_numpy(x))
     reply = {"model_name": served.name, "model_version": service.version}

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 from app.errors import APIError, describe_errors
 
 OutputFormat = Literal["png", "json"]
+PixelMode = Literal["mean", "bernoulli"]
 MAX_SEED = 2**63 - 1
 QueryModel = TypeVar("QueryModel", bound=BaseModel)
 
@@ -26,11 +27,48 @@ class ImageQuery(BaseModel):
     scale: int = Field(1, ge=1, le=16, description="PNG upscaling factor")
 
 
-class SampleQuery(ImageQuery):
+class DecodeQuery(ImageQuery):
+    """Decoded images: Bernoulli means, or binary images drawn from them."""
+
+    pixels: PixelMode = Field(
+        "mean",
+        description="mean: pixel probabilities of p(x|z); bernoulli: a binary image drawn "
+        "from p(x|z), reproducible with `seed`",
+    )
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="same seed, same draws")
+
+
+class SampleQuery(DecodeQuery):
     n: int = Field(16, ge=1, description="number of images (<= VAE_MAX_SAMPLES)")
-    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="same seed, same images")
     temperature: float = Field(
-        1.0, ge=0, le=10, allow_inf_nan=False, description="z ~ N(0, temperature^2 I)"
+        1.0,
+        ge=0,
+        le=10,
+        allow_inf_nan=False,
+        description="z ~ N(0, temperature^2 I); with `digit`, scales the spread of that "
+        "digit's latent density",
+    )
+    digit: int | None = Field(
+        None,
+        ge=0,
+        le=9,
+        description="draw z from this digit's density in latent space (a Gaussian mixture "
+        "fitted on mu of the training digits) instead of the prior; models with the "
+        "conditional_sampling capability",
+    )
+
+
+class ReconstructQuery(DecodeQuery):
+    draw: Literal["mean", "z"] = Field(
+        "mean",
+        description="mean: decode the mean of q(z|x); z: decode one draw z ~ q(z|x), "
+        "reproducible with `seed`",
+    )
+
+
+class ScoreQuery(BaseModel):
+    k: int = Field(
+        100, ge=1, description="importance samples for log_likelihood (<= VAE_MAX_SCORE_K)"
     )
 
 

@@ -5,7 +5,8 @@ from fastapi import APIRouter, Request, Response
 
 from app.dependencies import Model
 from app.media import IMAGE_BODY, image_response, read_images, wants_json
-from app.queries import ImageQuery, as_openapi, parse_query
+from app.queries import ReconstructQuery, as_openapi, parse_query
+from app.sampling import bernoulli_pixels, posterior_draw, seeded
 from app.schemas import ERROR_RESPONSES, EncodeResponse
 
 NUMPY = orjson.OPT_SERIALIZE_NUMPY
@@ -43,17 +44,31 @@ async def encode(request: Request, model: Model) -> Response:
     "/reconstruct",
     response_class=Response,
     responses={200: {"content": {"image/png": {}, "application/json": {}}}},
-    openapi_extra={**IMAGE_BODY, **as_openapi(ImageQuery)},
+    openapi_extra={**IMAGE_BODY, **as_openapi(ReconstructQuery)},
 )
 async def reconstruct(request: Request, model: Model) -> Response:
-    """Reconstruct images through the VAE: decode the mean of q(z|x).
+    """Reconstruct images through the VAE: decode the mean of q(z|x) (or a draw z ~ q(z|x)
+    with draw=z; binary pixels ~ p(x|z) with pixels=bernoulli; both seeded).
 
     PNG by default (a grid for several images); JSON with `format=json` also returns the
-    preprocessed input that the encoder saw.
+    preprocessed `inputs` that the encoder saw and `mu` and `sigma` of q(z|x).
     """
-    query = parse_query(request, ImageQuery)
+    query = parse_query(request, ReconstructQuery)
     x = await read_images(request, model.settings)
-    images = await model.reconstruct(x)
-    if wants_json(request, query.format):
-        return image_response(images, True, query.scale, inputs=x[:, 0])
-    return image_response(images, False, query.scale)
+    as_json = wants_json(request, query.format)
+    stochastic = query.draw == "z" or query.pixels == "bernoulli"
+    generator, seed = seeded(query.seed) if stochastic else (None, None)
+    if query.draw == "mean" and not as_json:
+        images = await model.reconstruct(x)  # one model call
+    else:
+        mu, sigma, *_ = await model.encode(x)
+        z = posterior_draw(mu, sigma, generator) if query.draw == "z" else mu
+        images = await model.decode(z)
+    if query.pixels == "bernoulli":
+        images = bernoulli_pixels(images, generator)
+    if not as_json:
+        return image_response(images, False, query.scale, seed=seed)
+    drawn = {"z": z} if query.draw == "z" else {}
+    return image_response(
+        images, True, query.scale, inputs=x[:, 0], mu=mu, sigma=sigma, seed=seed, **drawn
+    )

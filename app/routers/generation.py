@@ -1,22 +1,21 @@
 """Latents in: decode z, sample from the prior, interpolate between two points."""
 
-import secrets
-
 import torch
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
-from app.dependencies import Model
+from app.dependencies import Model, require
 from app.errors import APIError, describe_errors
 from app.media import image_form, image_response, read_images, wants_json
 from app.queries import (
-    ImageQuery,
+    DecodeQuery,
     InterpolateQuery,
     SampleQuery,
     as_openapi,
     parse_query,
 )
-from app.schemas import ERROR_RESPONSES, DecodeRequest, InterpolateRequest
+from app.sampling import bernoulli_pixels, seeded
+from app.schemas import ERROR_RESPONSES, NOT_SUPPORTED, DecodeRequest, InterpolateRequest
 
 router = APIRouter(tags=["images out"], responses=ERROR_RESPONSES)
 IMAGE_CONTENT = {200: {"content": {"image/png": {}, "application/json": {}}}}
@@ -40,34 +39,49 @@ def latent_tensor(rows: list[list[float]], latent_dim: int, max_rows: int) -> to
     "/decode",
     response_class=Response,
     responses=IMAGE_CONTENT,
-    openapi_extra=as_openapi(ImageQuery),
+    openapi_extra=as_openapi(DecodeQuery),
 )
 async def decode(body: DecodeRequest, request: Request, model: Model) -> Response:
-    """Decode latent vectors to images (Bernoulli means). One vector gives one 28x28 PNG,
-    several give a grid."""
-    query = parse_query(request, ImageQuery)
+    """Decode latent vectors to images (Bernoulli means, or binary draws with
+    pixels=bernoulli). One vector gives one 28x28 PNG, several give a grid."""
+    query = parse_query(request, DecodeQuery)
     rows = body.z if body.z and isinstance(body.z[0], list) else [body.z]
     z = latent_tensor(rows, model.latent_dim, model.settings.max_samples)
     images = await model.decode(z)
-    return image_response(images, wants_json(request, query.format), query.scale)
+    seed = None
+    if query.pixels == "bernoulli":
+        generator, seed = seeded(query.seed)
+        images = bernoulli_pixels(images, generator)
+    return image_response(images, wants_json(request, query.format), query.scale, seed=seed)
 
 
 @router.get(
     "/sample",
     response_class=Response,
-    responses=IMAGE_CONTENT,
+    responses={**IMAGE_CONTENT, **NOT_SUPPORTED},
     openapi_extra=as_openapi(SampleQuery),
 )
 async def sample(request: Request, model: Model) -> Response:
-    """Draw n images from the prior: z ~ N(0, temperature^2 I), decoded. The seed used is
-    returned (X-Seed header, or `seed` in JSON) so any result can be reproduced."""
+    """Draw n images from the prior, z ~ N(0, temperature^2 I), or with `digit` from that
+    digit's density in latent space, decoded (means, or binary draws with
+    pixels=bernoulli). The seed used is returned (X-Seed header, or `seed` in JSON) so any
+    result can be reproduced."""
     query = parse_query(request, SampleQuery)
     if query.n > model.settings.max_samples:
         raise APIError(422, "invalid_parameters", f"n must be at most {model.settings.max_samples}")
-    seed = secrets.randbits(63) if query.seed is None else query.seed
-    generator = torch.Generator().manual_seed(seed)
-    z = torch.randn(query.n, model.latent_dim, generator=generator) * query.temperature
+    if query.digit is not None:
+        require(model, "conditional_sampling")
+    generator, seed = seeded(query.seed)
+    eps = torch.randn(query.n, model.latent_dim, generator=generator)
+    if query.digit is None:
+        z = eps * query.temperature
+    else:
+        digits = torch.full((query.n,), query.digit, dtype=torch.long)
+        u = torch.rand(query.n, generator=generator)  # picks a mixture component
+        z = await model.digit_latents(digits, eps, u, query.temperature)
     images = await model.decode(z)
+    if query.pixels == "bernoulli":
+        images = bernoulli_pixels(images, generator)
     as_json = wants_json(request, query.format)
     return image_response(images, as_json, query.scale, z=z, seed=seed)
 

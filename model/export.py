@@ -74,6 +74,15 @@ def read_card(path: str | Path) -> dict:
     return json.loads(extra[CARD_NAME])
 
 
+def update_card(path: str | Path, card: dict) -> None:
+    """Rewrite the card embedded in an exported file (weights untouched) and beside it."""
+    path = Path(path)
+    module = torch.jit.load(str(path), map_location="cpu")
+    module.save(str(path), _extra_files={CARD_NAME: json.dumps(card, indent=2)})
+    path.with_name("model_card.json").write_text(json.dumps(card, indent=2) + "\n")
+    path.with_name("MODEL_CARD.md").write_text(card_markdown(card))
+
+
 def load_torchscript_vae(path: str | Path) -> tuple[VAE, dict]:
     """The eager VAE inside an exported file (its weights are the module's state_dict, the
     architecture is in its card) and the card; heads, if any, are left out."""
@@ -109,10 +118,53 @@ def capabilities_markdown(card: dict) -> str:
         "covariance Gaussian mixture over mu per digit (EM on the training digits).",
     ]
     if evaluation:
-        lines.append(f"\nEvaluation (`{evaluation['command']}`):\n")
-        lines.append("| figure | value |\n|---|---|")
-        lines += [f"| {name} | {value} |" for name, value in evaluation["figures"].items()]
+        lines.append(evaluation_markdown(evaluation))
     return "\n".join(lines) + "\n"
+
+
+def evaluation_markdown(evaluation: dict) -> str:
+    """The figures of model/evaluate_heads.py (and scripts/score_throughput.py) as tables."""
+    if "ood" not in evaluation:
+        return ""
+    ood, cond = evaluation["ood"], evaluation["conditional_sampling"]
+    rows = "\n".join(
+        f"| {name} | {a['log_likelihood']:.3f} | {a['elbo']:.3f} | {a['reconstruction']:.3f} "
+        f"| {a['kl']:.3f} | {a['median_log_likelihood']:.1f} |"
+        for name, a in ood["auroc"].items()
+    )
+    digits = " | ".join(f"{100 * v:.1f}" for v in cond["accuracy_per_digit"].values())
+    text = f"""
+### Evaluation
+
+Measured by `{evaluation["command"]}` ({evaluation["minutes"]} min, one thread of a busy
+2-core machine).
+
+Out-of-distribution detection: AUROC of each statistic as "higher = more like MNIST"
+(-KL for the KL), {ood["n_test"]} MNIST test digits against {ood["n_per_set"]} images per
+set, K={ood["k"]}; median log-likelihood of the test digits {ood["median_test_log_likelihood"]:.1f}.
+Letters rendered from {ood["letters_font"]}.
+
+| set | log-likelihood | ELBO | reconstruction | -KL | median log-likelihood |
+|---|---|---|---|---|---|
+{rows}
+
+Conditional sampling (`GET /sample?digit=d`, temperature {cond["temperature"]:g},
+{cond["samples_per_digit"]} samples per digit): share classified as the requested digit by
+a separate pixel classifier ({cond["grader"]}; {100 * cond["grader_test_accuracy"]:.2f} % on
+the test digits): **{100 * cond["accuracy"]:.1f} %** overall.
+
+| digit | {" | ".join(cond["accuracy_per_digit"])} |
+|---|{"---|" * len(cond["accuracy_per_digit"])}
+| % | {digits} |
+"""
+    if "throughput" in evaluation:
+        t = evaluation["throughput"]
+        text += f"""
+`POST /score?k={t["k"]}` throughput: **{t["images_per_s"]:.0f} images/s** ({t["requests"]}
+requests of one 28x28 PNG, {t["concurrency"]} concurrent, {t["seconds"]} s; {t["where"]};
+measured by `{t["command"]}`).
+"""
+    return text
 
 
 def card_markdown(card: dict) -> str:

@@ -69,6 +69,8 @@ async def reconstruct(request: Request, model: Model) -> Response:
     if not as_json:
         return image_response(images, False, query.scale, seed=seed)
     drawn = {"z": z} if query.draw == "z" else {}
+    # mu and sigma are views of one (N, 2D) output: orjson needs contiguous arrays
+    mu, sigma = mu.contiguous(), sigma.contiguous()
     return image_response(
         images, True, query.scale, inputs=x[:, 0], mu=mu, sigma=sigma, seed=seed, **drawn
     )

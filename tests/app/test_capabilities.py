@@ -200,12 +200,14 @@ def test_sample_bernoulli_pixels(client):
 
 
 def test_reconstruct_json_has_mu_and_sigma(client, digit_png):
-    r = client.post("/reconstruct?format=json", files=upload(digit_png))
+    other = png_bytes(np.full((28, 28), 128))
+    r = client.post("/reconstruct?format=json", files=upload(other, digit_png))
     assert r.status_code == 200
     body = r.json()
+    assert np.array(body["mu"]).shape == np.array(body["sigma"]).shape == (2, LATENT)
     encoded = client.post("/encode", files=upload(digit_png)).json()
-    np.testing.assert_allclose(body["mu"][0], encoded["mu"], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(body["sigma"][0], encoded["sigma"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(body["mu"][1], encoded["mu"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(body["sigma"][1], encoded["sigma"], rtol=1e-5, atol=1e-6)
     png = client.post("/reconstruct?scale=1", files=upload(digit_png))
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
 

@@ -2,13 +2,15 @@
 
 from client.api import AsyncVAEClient, VAEClient
 from client.errors import VAEConnectionError, VAEError, VAEServiceError
-from client.results import Encoding, Images, ModelInfo
+from client.results import Classification, Encoding, Images, ModelInfo, Score
 
 __all__ = [
     "AsyncVAEClient",
+    "Classification",
     "Encoding",
     "Images",
     "ModelInfo",
+    "Score",
     "VAEClient",
     "VAEConnectionError",
     "VAEError",

@@ -35,6 +35,7 @@ from model.plots import image_grid, save_image  # noqa: E402
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # Debian's fonts-dejavu-core
 STATISTICS = ("log_likelihood", "elbo", "reconstruction", "kl")
+SCORE_OUTPUTS = ("elbo", "reconstruction", "kl", "log_likelihood")  # module.score's order
 SIGN = {"log_likelihood": 1, "elbo": 1, "reconstruction": 1, "kl": -1}  # higher = more MNIST
 
 
@@ -106,7 +107,7 @@ def ood_sets(test: torch.Tensor, n: int, seed: int) -> tuple[dict[str, torch.Ten
 def score_all(module, x: torch.Tensor, k: int, desc: str, batch: int = 100) -> dict:
     """module.score over x in batches: {statistic: (N,) numpy}."""
     parts = [module.score(b, k) for b in tqdm(x.split(batch), desc=desc, dynamic_ncols=True)]
-    return {name: torch.cat([p[i] for p in parts]).numpy() for i, name in enumerate(STATISTICS)}
+    return {name: torch.cat([p[i] for p in parts]).numpy() for i, name in enumerate(SCORE_OUTPUTS)}
 
 
 def auroc(inliers: np.ndarray, outliers: np.ndarray) -> float:

@@ -3,6 +3,7 @@ they say, and an exported file's VAE can be re-exported with its weights unchang
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -104,3 +105,15 @@ def test_reexport_keeps_the_vae_weights(tmp_path, eager_and_scripted, tiny_heads
     # from a file with heads: only the VAE's own weights come back
     vae, _ = load_torchscript_vae(tiny_heads_model_file)
     assert set(vae.state_dict()) == set(model.state_dict())
+
+
+def test_evaluation_reads_the_score_outputs_by_name(eager_and_scripted):
+    from model.evaluate_heads import auroc, score_all
+
+    _, scripted = eager_and_scripted
+    scores = score_all(scripted, torch.rand(6, 1, 28, 28), 8, "test", batch=4)
+    assert (scores["log_likelihood"] >= scores["elbo"] - 1e-4).all()  # Jensen
+    assert (scores["kl"] >= 0).all()
+    assert auroc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
+    assert auroc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 0.0
+    assert auroc(np.array([1.0]), np.array([1.0])) == 0.5

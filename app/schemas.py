@@ -70,6 +70,16 @@ class InterpolateRequest(StrictModel):
     steps: int = Field(8, ge=2, description="points including both ends")
 
 
+class InterpolateDigitsRequest(StrictModel):
+    """Decode `steps` points on the straight line between two digits' latent points (models
+    with conditional_sampling): for each digit, the mean of the component of its latent
+    mixture at the median of the component weights."""
+
+    digit_start: int = Field(ge=0, le=9)
+    digit_end: int = Field(ge=0, le=9)
+    steps: int = Field(8, ge=2, description="points including both ends")
+
+
 class ImagesResponse(BaseModel):
     """Images as base64 PNGs and as pixel arrays (probabilities of a white pixel)."""
 

@@ -108,7 +108,7 @@ def capabilities_markdown(card: dict) -> str:
         f" ({cap.get('minutes', 'n/a')} min on {cap.get('hardware', 'n/a')}).\n",
         f"- **classify**: an MLP head on mu (encoder frozen), test accuracy "
         f"**{100 * cap['classifier_test_accuracy']:.2f} %** (10,000 grey-level test digits; "
-        "confusion matrix: docs/img/confusion_matrix.png).",
+        "[confusion matrix](../docs/img/confusion_matrix.png)).",
         f"- **score**: IWAE log-likelihood of grey-level digits (expectation over "
         f"binarizations); MNIST test digits at K={table['k']}: median {table['median']:.1f}, "
         f"1st / 5th / 95th percentile {pct['1']:.1f} / {pct['5']:.1f} / {pct['95']:.1f} nats; "
@@ -148,6 +148,8 @@ Letters rendered from {ood["letters_font"]}.
 |---|---|---|---|---|---|
 {rows}
 
+![score histogram](../docs/img/score_histogram.png)
+
 Conditional sampling (`GET /sample?digit=d`, temperature {cond["temperature"]:g},
 {cond["samples_per_digit"]} samples per digit): share classified as the requested digit by
 a separate pixel classifier ({cond["grader"]}; {100 * cond["grader_test_accuracy"]:.2f} % on
@@ -156,6 +158,8 @@ the test digits): **{100 * cond["accuracy"]:.1f} %** overall.
 | digit | {" | ".join(cond["accuracy_per_digit"])} |
 |---|{"---|" * len(cond["accuracy_per_digit"])}
 | % | {digits} |
+
+![conditional samples](../docs/img/digit_samples.png)
 """
     if "throughput" in evaluation:
         t = evaluation["throughput"]

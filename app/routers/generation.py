@@ -2,7 +2,7 @@
 
 import torch
 from fastapi import APIRouter, Request, Response
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from app.dependencies import Model, require
 from app.errors import APIError, describe_errors
@@ -15,10 +15,17 @@ from app.queries import (
     parse_query,
 )
 from app.sampling import bernoulli_pixels, seeded
-from app.schemas import ERROR_RESPONSES, NOT_SUPPORTED, DecodeRequest, InterpolateRequest
+from app.schemas import (
+    ERROR_RESPONSES,
+    NOT_SUPPORTED,
+    DecodeRequest,
+    InterpolateDigitsRequest,
+    InterpolateRequest,
+)
 
 router = APIRouter(tags=["images out"], responses=ERROR_RESPONSES)
 IMAGE_CONTENT = {200: {"content": {"image/png": {}, "application/json": {}}}}
+INTERPOLATE_BODY = TypeAdapter(InterpolateRequest | InterpolateDigitsRequest)
 
 
 def latent_tensor(rows: list[list[float]], latent_dim: int, max_rows: int) -> torch.Tensor:
@@ -89,13 +96,20 @@ async def sample(request: Request, model: Model) -> Response:
 @router.post(
     "/interpolate",
     response_class=Response,
-    responses=IMAGE_CONTENT,
+    responses={**IMAGE_CONTENT, **NOT_SUPPORTED},
     openapi_extra={
         **as_openapi(InterpolateQuery),
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": InterpolateRequest.model_json_schema()},
+                "application/json": {
+                    "schema": {
+                        "anyOf": [
+                            InterpolateRequest.model_json_schema(),
+                            InterpolateDigitsRequest.model_json_schema(),
+                        ]
+                    }
+                },
                 "multipart/form-data": {
                     "schema": image_form("exactly two images: start and end", 2, 2)
                 },
@@ -105,7 +119,8 @@ async def sample(request: Request, model: Model) -> Response:
 )
 async def interpolate(request: Request, model: Model) -> Response:
     """Decode the straight line between two latent points (PNG: one strip): two z vectors
-    (JSON) or the means of q(z|x) of two uploaded images (multipart, field `file` twice)."""
+    or two digits (JSON), or the means of q(z|x) of two uploaded images (multipart, field
+    `file` twice)."""
     query = parse_query(request, InterpolateQuery)
     start, end, steps = await interpolation_ends(request, model, query.steps)
     if steps > (most := model.settings.max_interpolation_steps):
@@ -123,10 +138,16 @@ async def interpolation_ends(
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         try:
-            body = InterpolateRequest.model_validate_json(await request.body())
+            body = INTERPOLATE_BODY.validate_json(await request.body())
         except ValidationError as e:
             raise APIError(422, "invalid_parameters", describe_errors(e.errors())) from None
-        ends = latent_tensor([body.z_start, body.z_end], model.latent_dim, 2)
+        if isinstance(body, InterpolateDigitsRequest):
+            require(model, "conditional_sampling")
+            digits = torch.tensor([body.digit_start, body.digit_end])
+            median = torch.full((2,), 0.5)  # the component at the median of the weights
+            ends = await model.digit_latents(digits, torch.zeros(2, model.latent_dim), median, 0.0)
+        else:
+            ends = latent_tensor([body.z_start, body.z_end], model.latent_dim, 2)
         return ends[0], ends[1], steps or body.steps
     x = await read_images(request, model.settings)
     if len(x) != 2:

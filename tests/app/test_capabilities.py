@@ -223,3 +223,18 @@ def test_reconstruct_draw_z_seeded(client, digit_png):
     assert mean["pixels"] != body["pixels"] and mean.get("z") is None
     r = client.post("/reconstruct?draw=y", files=upload(digit_png))
     assert r.status_code == 422
+
+
+def test_interpolate_between_two_digits(heads_client, client, tiny_heads_model_file):
+    body = {"digit_start": 1, "digit_end": 8, "steps": 5}
+    r = heads_client.post("/interpolate?format=json", json=body)
+    assert r.status_code == 200, r.text
+    z = torch.tensor(r.json()["z"])
+    assert z.shape == (5, LATENT)
+    module = torch.jit.load(str(tiny_heads_model_file))
+    for end, digit in ((z[0], 1), (z[-1], 8)):
+        assert torch.isclose(module.digit_means[digit], end, atol=1e-5).all(-1).any()
+    r = client.post("/interpolate", json=body)
+    assert r.status_code == 501 and r.json()["error"] == "not_supported"
+    r = heads_client.post("/interpolate", json={"digit_start": 1, "digit_end": 12})
+    assert r.status_code == 422

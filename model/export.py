@@ -129,10 +129,17 @@ def evaluation_markdown(evaluation: dict) -> str:
     ood, cond = evaluation["ood"], evaluation["conditional_sampling"]
     rows = "\n".join(
         f"| {name} | {a['log_likelihood']:.3f} | {a['elbo']:.3f} | {a['reconstruction']:.3f} "
-        f"| {a['kl']:.3f} | {a['median_log_likelihood']:.1f} |"
+        f"| {a['kl']:.3f} | {a['median_log_likelihood']:.1f} "
+        f"| {100 * a.get('typical_share', float('nan')):.1f} |"
         for name, a in ood["auroc"].items()
     )
     digits = " | ".join(f"{100 * v:.1f}" for v in cond["accuracy_per_digit"].values())
+    lower = cond.get("at_lower_temperature")
+    lower_text = (
+        f" ({100 * lower['accuracy']:.1f} % at temperature {lower['temperature']:g})"
+        if lower
+        else ""
+    )
     text = f"""
 ### Evaluation
 
@@ -144,8 +151,8 @@ Out-of-distribution detection: AUROC of each statistic as "higher = more like MN
 set, K={ood["k"]}; median log-likelihood of the test digits {ood["median_test_log_likelihood"]:.1f}.
 Letters rendered from {ood["letters_font"]}.
 
-| set | log-likelihood | ELBO | reconstruction | -KL | median log-likelihood |
-|---|---|---|---|---|---|
+| set | log-likelihood | ELBO | reconstruction | -KL | median log-likelihood | typical, % |
+|---|---|---|---|---|---|---|
 {rows}
 
 ![score histogram](../docs/img/score_histogram.png)
@@ -153,7 +160,7 @@ Letters rendered from {ood["letters_font"]}.
 Conditional sampling (`GET /sample?digit=d`, temperature {cond["temperature"]:g},
 {cond["samples_per_digit"]} samples per digit): share classified as the requested digit by
 a separate pixel classifier ({cond["grader"]}; {100 * cond["grader_test_accuracy"]:.2f} % on
-the test digits): **{100 * cond["accuracy"]:.1f} %** overall.
+the test digits): **{100 * cond["accuracy"]:.1f} %** overall{lower_text}.
 
 | digit | {" | ".join(cond["accuracy_per_digit"])} |
 |---|{"---|" * len(cond["accuracy_per_digit"])}

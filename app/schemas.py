@@ -63,21 +63,19 @@ class DecodeRequest(StrictModel):
 
 
 class InterpolateRequest(StrictModel):
-    """Decode `steps` points on the straight line from z_start to z_end."""
+    """The two ends of the line to decode (the number of points is the query's `steps`)."""
 
     z_start: list[float] = Field(description="D floats")
     z_end: list[float] = Field(description="D floats")
-    steps: int = Field(8, ge=2, description="points including both ends")
 
 
 class InterpolateDigitsRequest(StrictModel):
-    """Decode `steps` points on the straight line between two digits' latent points (models
-    with conditional_sampling): for each digit, the mean of the component of its latent
-    mixture at the median of the component weights."""
+    """The line between two digits' latent points (models with conditional_sampling): for
+    each digit, the mean of the component of its latent mixture at the median of the
+    component weights (the number of points is the query's `steps`)."""
 
-    digit_start: int = Field(ge=0, le=9)
-    digit_end: int = Field(ge=0, le=9)
-    steps: int = Field(8, ge=2, description="points including both ends")
+    digit_start: int = Field(ge=0, le=9, strict=True)  # strict: true is not the digit 1
+    digit_end: int = Field(ge=0, le=9, strict=True)
 
 
 class ImagesResponse(BaseModel):

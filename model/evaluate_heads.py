@@ -29,7 +29,8 @@ import torch  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from model.export import read_card, update_card  # noqa: E402
+from model import artifact  # noqa: E402
+from model.export import update_card  # noqa: E402
 from model.fit_heads import Digits  # noqa: E402
 from model.plots import image_grid, save_image  # noqa: E402
 
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     started = time.perf_counter()
     torch.manual_seed(args.seed)
-    module = torch.jit.load(args.model, map_location="cpu").eval()
+    module, card = artifact.load(args.model)
     img = Path(args.img)
     img.mkdir(parents=True, exist_ok=True)
     train, test = Digits.load("train", args.data_dir), Digits.load("test", args.data_dir)
@@ -260,7 +261,6 @@ def main(argv: list[str] | None = None) -> None:
         f"GET /sample?digit=d (one row per digit, temperature {args.temperature:g})",
     )
 
-    card = read_card(args.model)
     cap = card["capabilities"]
     plot_confusion(
         cap["confusion_matrix"], cap["classifier_test_accuracy"], img / "confusion_matrix.png"

@@ -3,11 +3,12 @@
     vae-export runs/vae/best.pt --eval runs/vae/eval.json --out model/vae_mnist.pt
     vae-export --from-torchscript model/vae_mnist.pt --version 1.1.0   # refit the heads only
 
-The file loads with plain `torch.jit.load` (no project code needed) and offers
-encode, decode, decode_logits, reconstruct and sample (see model/vae.py), and, unless
---no-heads, score, classify and digit_latents with heads fitted on MNIST at export time
-(model/heads.py, model/fit_heads.py). `--from-torchscript` takes the VAE's weights and
-card from an exported file instead of a training checkpoint (same parameter names). The card
+The file loads with plain `torch.jit.load` (no project code needed; model/artifact.py's
+`load` is the project's one loader) and offers encode, decode, decode_logits, reconstruct
+and sample (see model/vae.py), and, unless --no-heads, score, classify and digit_latents
+with heads fitted on MNIST at export time (model/heads.py, model/fit_heads.py).
+`--from-torchscript` takes the VAE's weights and card from an exported file instead of a
+training checkpoint (same parameter names). The card
 (JSON: architecture, training config, dataset checksums, test figures, version,
 creation date) is stored inside the file as the extra file `model_card.json`, readable
 without running the model (`read_card`), and written beside it as JSON and Markdown.
@@ -22,10 +23,10 @@ from pathlib import Path
 
 import torch
 
+from model import artifact
 from model.data import MNIST_FILES
 from model.vae import IMAGE_SHAPE, VAE, VAEConfig
 
-CARD_NAME = "model_card.json"
 SPOT_CHECK = {"n_images": 300, "k": 200, "seed": 0}  # a quick figure tests can reproduce
 REQUIRED_METHODS = ("encode", "decode", "decode_logits", "reconstruct", "sample")
 PUBLISHED = {  # test NLL (nats) on binarized MNIST, Burda et al. 2015, Table 1
@@ -60,25 +61,18 @@ def build_card(model_config: dict, run: dict, metrics: dict, version: str) -> di
 
 def export(model: VAE, card: dict, path: str | Path) -> Path:
     """Script the model on the CPU and save it with the card embedded."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scripted = torch.jit.script(model.cpu().eval())
-    scripted.save(str(path), _extra_files={CARD_NAME: json.dumps(card, indent=2)})
-    return path
+    return artifact.save(artifact.script(model), path, card)
 
 
 def read_card(path: str | Path) -> dict:
     """The embedded card, read from the archive without loading the weights onto a device."""
-    extra = {CARD_NAME: ""}
-    torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    return json.loads(extra[CARD_NAME])
+    return artifact.load(path)[1]
 
 
 def update_card(path: str | Path, card: dict) -> None:
     """Rewrite the card embedded in an exported file (weights untouched) and beside it."""
     path = Path(path)
-    module = torch.jit.load(str(path), map_location="cpu")
-    module.save(str(path), _extra_files={CARD_NAME: json.dumps(card, indent=2)})
+    artifact.save(artifact.load(path)[0], path, card)
     path.with_name("model_card.json").write_text(json.dumps(card, indent=2) + "\n")
     path.with_name("MODEL_CARD.md").write_text(card_markdown(card))
 
@@ -86,8 +80,7 @@ def update_card(path: str | Path, card: dict) -> None:
 def load_torchscript_vae(path: str | Path) -> tuple[VAE, dict]:
     """The eager VAE inside an exported file (its weights are the module's state_dict, the
     architecture is in its card) and the card; heads, if any, are left out."""
-    card = read_card(path)
-    scripted = torch.jit.load(str(path), map_location="cpu")
+    scripted, card = artifact.load(path)
     model = VAE(VAEConfig(**card["architecture"]))
     vae_keys = model.state_dict().keys()
     model.load_state_dict({k: v for k, v in scripted.state_dict().items() if k in vae_keys})
@@ -246,7 +239,7 @@ def decode_latency_ms(model, batch: int = 16, repeats: int = 300) -> float:
     """Median wall time of one decode of `batch` latents on one CPU thread, in ms."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    scripted = torch.jit.script(model.cpu().eval())
+    scripted = artifact.script(model)
     z = torch.randn(batch, model.latent_dim)
     times = []
     with torch.inference_mode():

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from model import artifact
+
 IMAGE_SHAPE = (1, 28, 28)
 N_PIXELS = 28 * 28
 
@@ -170,15 +172,18 @@ def elbo_terms(model: VAE, x: Tensor) -> tuple[Tensor, Tensor]:
     return bernoulli_log_likelihood(logits, x), gaussian_kl(mu, log_sigma)
 
 
-@torch.jit.interface
-class LatentVariableModel(nn.Module):
-    """What iwae_log_weights needs; as a TorchScript interface, VAE methods can pass `self`."""
+with artifact.torchscript():  # torch.jit's deprecation warning, silenced as in artifact
 
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        pass
+    @torch.jit.interface
+    class LatentVariableModel(nn.Module):
+        """What iwae_log_weights needs; as a TorchScript interface, a VAE method (score,
+        model/heads.py) can pass `self` to it."""
 
-    def decode_logits(self, z: Tensor) -> Tensor:
-        pass
+        def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+            pass
+
+        def decode_logits(self, z: Tensor) -> Tensor:
+            pass
 
 
 def iwae_log_weights(model: LatentVariableModel, x: Tensor, k: int) -> Tensor:

@@ -3,9 +3,17 @@
 import orjson
 from fastapi import APIRouter, Request, Response
 
+from app import limits
 from app.dependencies import Model
-from app.media import IMAGE_BODY, image_response, read_images, wants_json
-from app.queries import ReconstructQuery, as_openapi, parse_query
+from app.media import (
+    IMAGE_BODY,
+    decode_images,
+    image_response,
+    read_images,
+    read_uploads,
+    wants_json,
+)
+from app.queries import ReconstructParams
 from app.sampling import bernoulli_pixels, posterior_draw, seeded
 from app.schemas import ERROR_RESPONSES, EncodeResponse
 
@@ -44,17 +52,18 @@ async def encode(request: Request, model: Model) -> Response:
     "/reconstruct",
     response_class=Response,
     responses={200: {"content": {"image/png": {}, "application/json": {}}}},
-    openapi_extra={**IMAGE_BODY, **as_openapi(ReconstructQuery)},
+    openapi_extra=IMAGE_BODY,
 )
-async def reconstruct(request: Request, model: Model) -> Response:
+async def reconstruct(request: Request, model: Model, query: ReconstructParams) -> Response:
     """Reconstruct images through the VAE: decode the mean of q(z|x) (or a draw z ~ q(z|x)
     with draw=z; binary pixels ~ p(x|z) with pixels=bernoulli; both seeded).
 
     PNG by default (a grid for several images); JSON with `format=json` also returns the
     preprocessed `inputs` that the encoder saw and `mu` and `sigma` of q(z|x).
     """
-    query = parse_query(request, ReconstructQuery)
-    x = await read_images(request, model.settings)
+    blobs = await read_uploads(request, model.settings)
+    limits.check_output(len(blobs), query.scale, model.settings)
+    x = await decode_images(request, blobs, model.settings)
     as_json = wants_json(request, query.format)
     stochastic = query.draw == "z" or query.pixels == "bernoulli"
     generator, seed = seeded(query.seed) if stochastic else (None, None)
@@ -67,10 +76,10 @@ async def reconstruct(request: Request, model: Model) -> Response:
     if query.pixels == "bernoulli":
         images = bernoulli_pixels(images, generator)
     if not as_json:
-        return image_response(images, False, query.scale, seed=seed)
+        return await image_response(request, images, False, query.scale, seed=seed)
     drawn = {"z": z} if query.draw == "z" else {}
     # mu and sigma are views of one (N, 2D) output: orjson needs contiguous arrays
     mu, sigma = mu.contiguous(), sigma.contiguous()
-    return image_response(
-        images, True, query.scale, inputs=x[:, 0], mu=mu, sigma=sigma, seed=seed, **drawn
+    return await image_response(
+        request, images, True, query.scale, inputs=x[:, 0], mu=mu, sigma=sigma, seed=seed, **drawn
     )

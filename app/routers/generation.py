@@ -4,16 +4,11 @@ import torch
 from fastapi import APIRouter, Request, Response
 from pydantic import TypeAdapter, ValidationError
 
+from app import limits
 from app.dependencies import Model, require
 from app.errors import APIError, describe_errors
-from app.media import image_form, image_response, read_images, wants_json
-from app.queries import (
-    DecodeQuery,
-    InterpolateQuery,
-    SampleQuery,
-    as_openapi,
-    parse_query,
-)
+from app.media import decode_images, image_form, image_response, read_uploads, wants_json
+from app.queries import DecodeParams, InterpolateParams, SampleParams
 from app.sampling import bernoulli_pixels, seeded
 from app.schemas import (
     ERROR_RESPONSES,
@@ -28,12 +23,10 @@ IMAGE_CONTENT = {200: {"content": {"image/png": {}, "application/json": {}}}}
 INTERPOLATE_BODY = TypeAdapter(InterpolateRequest | InterpolateDigitsRequest)
 
 
-def latent_tensor(rows: list[list[float]], latent_dim: int, max_rows: int) -> torch.Tensor:
-    """Validated (N, D) float32 tensor: every row of length D, finite, at most max_rows."""
+def latent_tensor(rows: list[list[float]], latent_dim: int) -> torch.Tensor:
+    """Validated (N, D) float32 tensor: every row of length D, finite."""
     if not rows:
         raise APIError(422, "invalid_parameters", "z holds no vector")
-    if len(rows) > max_rows:
-        raise APIError(413, "too_many_vectors", f"at most {max_rows} vectors per request")
     if any(len(row) != latent_dim for row in rows):
         raise APIError(422, "invalid_parameters", f"every z must have {latent_dim} values")
     z = torch.tensor(rows, dtype=torch.float32)
@@ -46,38 +39,39 @@ def latent_tensor(rows: list[list[float]], latent_dim: int, max_rows: int) -> to
     "/decode",
     response_class=Response,
     responses=IMAGE_CONTENT,
-    openapi_extra=as_openapi(DecodeQuery),
 )
-async def decode(body: DecodeRequest, request: Request, model: Model) -> Response:
+async def decode(
+    body: DecodeRequest, request: Request, model: Model, query: DecodeParams
+) -> Response:
     """Decode latent vectors to images (Bernoulli means, or binary draws with
     pixels=bernoulli). One vector gives one 28x28 PNG, several give a grid."""
-    query = parse_query(request, DecodeQuery)
     rows = body.z if body.z and isinstance(body.z[0], list) else [body.z]
-    z = latent_tensor(rows, model.latent_dim, model.settings.max_samples)
+    limits.VECTORS.check(len(rows), model.settings)
+    limits.check_output(len(rows), query.scale, model.settings)
+    z = latent_tensor(rows, model.latent_dim)
     images = await model.decode(z)
     seed = None
     if query.pixels == "bernoulli":
         generator, seed = seeded(query.seed)
         images = bernoulli_pixels(images, generator)
-    return image_response(images, wants_json(request, query.format), query.scale, seed=seed)
+    as_json = wants_json(request, query.format)
+    return await image_response(request, images, as_json, query.scale, seed=seed)
 
 
 @router.get(
     "/sample",
     response_class=Response,
     responses={**IMAGE_CONTENT, **NOT_SUPPORTED},
-    openapi_extra=as_openapi(SampleQuery),
 )
-async def sample(request: Request, model: Model) -> Response:
+async def sample(request: Request, model: Model, query: SampleParams) -> Response:
     """Draw n images from the prior, z ~ N(0, temperature^2 I), or with `digit` from that
     digit's density in latent space, decoded (means, or binary draws with
     pixels=bernoulli). The seed used is returned (X-Seed header, or `seed` in JSON) so any
     result can be reproduced."""
-    query = parse_query(request, SampleQuery)
-    if query.n > model.settings.max_samples:
-        raise APIError(422, "invalid_parameters", f"n must be at most {model.settings.max_samples}")
     if query.digit is not None:
         require(model, "conditional_sampling")
+    limits.VECTORS.check(query.n, model.settings)
+    limits.check_output(query.n, query.scale, model.settings)
     generator, seed = seeded(query.seed)
     eps = torch.randn(query.n, model.latent_dim, generator=generator)
     if query.digit is None:
@@ -90,7 +84,7 @@ async def sample(request: Request, model: Model) -> Response:
     if query.pixels == "bernoulli":
         images = bernoulli_pixels(images, generator)
     as_json = wants_json(request, query.format)
-    return image_response(images, as_json, query.scale, z=z, seed=seed)
+    return await image_response(request, images, as_json, query.scale, z=z, seed=seed)
 
 
 @router.post(
@@ -98,7 +92,6 @@ async def sample(request: Request, model: Model) -> Response:
     response_class=Response,
     responses={**IMAGE_CONTENT, **NOT_SUPPORTED},
     openapi_extra={
-        **as_openapi(InterpolateQuery),
         "requestBody": {
             "required": True,
             "content": {
@@ -117,24 +110,22 @@ async def sample(request: Request, model: Model) -> Response:
         },
     },
 )
-async def interpolate(request: Request, model: Model) -> Response:
+async def interpolate(request: Request, model: Model, query: InterpolateParams) -> Response:
     """Decode the straight line between two latent points (PNG: one strip): two z vectors
     or two digits (JSON), or the means of q(z|x) of two uploaded images (multipart, field
     `file` twice)."""
-    query = parse_query(request, InterpolateQuery)
-    start, end, steps = await interpolation_ends(request, model, query.steps)
-    if steps > (most := model.settings.max_interpolation_steps):
-        raise APIError(422, "invalid_parameters", f"steps must be at most {most}")
+    steps = query.steps
+    limits.STEPS.check(steps, model.settings)
+    limits.check_output(steps, query.scale, model.settings)
+    start, end = await interpolation_ends(request, model)
     t = torch.linspace(0, 1, steps).unsqueeze(1)
     z = (1 - t) * start + t * end  # (steps, D)
     images = await model.decode(z)
     as_json = wants_json(request, query.format)
-    return image_response(images, as_json, query.scale, columns=steps, z=z)
+    return await image_response(request, images, as_json, query.scale, columns=steps, z=z)
 
 
-async def interpolation_ends(
-    request: Request, model: Model, steps: int | None
-) -> tuple[torch.Tensor, torch.Tensor, int]:
+async def interpolation_ends(request: Request, model: Model) -> tuple[torch.Tensor, torch.Tensor]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         try:
@@ -145,12 +136,14 @@ async def interpolation_ends(
             require(model, "conditional_sampling")
             digits = torch.tensor([body.digit_start, body.digit_end])
             median = torch.full((2,), 0.5)  # the component at the median of the weights
-            ends = await model.digit_latents(digits, torch.zeros(2, model.latent_dim), median, 0.0)
+            eps = torch.zeros(2, model.latent_dim)
+            ends = await model.digit_latents(digits, eps, median, 0.0)
         else:
-            ends = latent_tensor([body.z_start, body.z_end], model.latent_dim, 2)
-        return ends[0], ends[1], steps or body.steps
-    x = await read_images(request, model.settings)
-    if len(x) != 2:
-        raise APIError(422, "invalid_parameters", f"send exactly two images, not {len(x)}")
+            ends = latent_tensor([body.z_start, body.z_end], model.latent_dim)
+        return ends[0], ends[1]
+    blobs = await read_uploads(request, model.settings)
+    if len(blobs) != 2:
+        raise APIError(422, "invalid_parameters", f"send exactly two images, not {len(blobs)}")
+    x = await decode_images(request, blobs, model.settings)
     mu = (await model.encode(x))[0]
-    return mu[0], mu[1], steps or 8
+    return mu[0], mu[1]

@@ -3,10 +3,10 @@
 import orjson
 from fastapi import APIRouter, Request, Response
 
+from app import limits
 from app.dependencies import Model, require
-from app.errors import APIError
-from app.media import IMAGE_BODY, read_images
-from app.queries import ScoreQuery, as_openapi, parse_query
+from app.media import IMAGE_BODY, decode_images, read_images, read_uploads
+from app.queries import ScoreParams
 from app.schemas import ERROR_RESPONSES, NOT_SUPPORTED, ClassifyResponse, ScoreResponse
 
 NUMPY = orjson.OPT_SERIALIZE_NUMPY
@@ -23,9 +23,9 @@ def json_response(results: list[dict]) -> Response:
 @router.post(
     "/score",
     response_model=ScoreResponse | list[ScoreResponse],
-    openapi_extra={**IMAGE_BODY, **as_openapi(ScoreQuery)},
+    openapi_extra=IMAGE_BODY,
 )
-async def score(request: Request, model: Model) -> Response:
+async def score(request: Request, model: Model, query: ScoreParams) -> Response:
     """How likely each image is under the model: ELBO and its parts, the importance-weighted
     log-likelihood with k samples (one batched decode of k samples per image), bits per
     pixel, its percentile among MNIST test digits and whether it is typical.
@@ -34,16 +34,12 @@ async def score(request: Request, model: Model) -> Response:
     with soft targets); see the response schema.
     """
     require(model, "score")
-    query = parse_query(request, ScoreQuery)
-    if query.k > (most := model.settings.max_score_k):
-        raise APIError(422, "invalid_parameters", f"k must be at most {most}")
-    x = await read_images(request, model.settings)
-    if len(x) * query.k > (budget := model.settings.max_score_samples):
-        raise APIError(
-            413,
-            "too_many_samples",
-            f"{len(x)} images x k={query.k} exceeds {budget} importance samples per request",
-        )
+    limits.SCORE_K.check(query.k, model.settings)
+    blobs = await read_uploads(request, model.settings)
+    samples = len(blobs) * query.k
+    shown = f"{len(blobs)} x {query.k} = {samples}"
+    limits.SCORE_SAMPLES.enforce(samples, model.settings.max_score_samples, shown)
+    x = await decode_images(request, blobs, model.settings)
     *values, typical = await model.score(x, query.k)
     rows = zip(*(v.tolist() for v in values), typical.tolist(), strict=True)
     results = [

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from app.inference import ModelService
+from model import artifact
 from tests.conftest import png_bytes
 
 LATENT = 4
@@ -60,7 +61,7 @@ def test_score_batch_in_order_and_default_k(heads_client, digit_png):
 
 
 def test_score_agrees_with_the_module(heads_client, tiny_heads_model_file, digit_png):
-    module = torch.jit.load(str(tiny_heads_model_file))
+    module = artifact.load(tiny_heads_model_file)[0]
     body = heads_client.post("/score?k=50", files=upload(digit_png)).json()
     x = heads_client.post("/reconstruct?format=json", files=upload(digit_png)).json()["inputs"]
     x = torch.tensor(x).view(1, 1, 28, 28)
@@ -74,7 +75,8 @@ def test_score_agrees_with_the_module(heads_client, tiny_heads_model_file, digit
 def test_score_limits(make_client, tiny_heads_model_file, digit_png):
     client = make_client(model_path=tiny_heads_model_file, max_score_k=50, max_score_samples=60)
     r = client.post("/score?k=51", files=upload(digit_png))
-    assert r.status_code == 422 and r.json()["error"] == "invalid_parameters"
+    assert r.status_code == 413 and r.json()["error"] == "too_many_samples"
+    assert "VAE_MAX_SCORE_K" in r.json()["detail"]
     r = client.post("/score?k=0", files=upload(digit_png))
     assert r.status_code == 422
     r = client.post("/score?k=40", files=upload(digit_png, digit_png))
@@ -137,7 +139,7 @@ def test_sample_a_digit_reproducibly(heads_client, client):
 
 
 def test_sample_digit_temperature_zero_gives_component_means(heads_client, tiny_heads_model_file):
-    module = torch.jit.load(str(tiny_heads_model_file))
+    module = artifact.load(tiny_heads_model_file)[0]
     body = heads_client.get(
         "/sample", params={"digit": 2, "n": 6, "temperature": 0, "format": "json"}
     ).json()
@@ -226,12 +228,12 @@ def test_reconstruct_draw_z_seeded(client, digit_png):
 
 
 def test_interpolate_between_two_digits(heads_client, client, tiny_heads_model_file):
-    body = {"digit_start": 1, "digit_end": 8, "steps": 5}
-    r = heads_client.post("/interpolate?format=json", json=body)
+    body = {"digit_start": 1, "digit_end": 8}
+    r = heads_client.post("/interpolate?format=json&steps=5", json=body)
     assert r.status_code == 200, r.text
     z = torch.tensor(r.json()["z"])
     assert z.shape == (5, LATENT)
-    module = torch.jit.load(str(tiny_heads_model_file))
+    module = artifact.load(tiny_heads_model_file)[0]
     for end, digit in ((z[0], 1), (z[-1], 8)):
         assert torch.isclose(module.digit_means[digit], end, atol=1e-5).all(-1).any()
     r = client.post("/interpolate", json=body)

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 from pydantic import ValidationError
 
+from model import artifact
 from tests.conftest import png_bytes
 
 LATENT = 4  # the tiny model's D
@@ -47,7 +48,7 @@ def test_encode_batch_returns_list_in_order(client, digit_png):
 
 
 def test_encode_agrees_with_the_module_itself(client, digit_png, tiny_model_file):
-    module = torch.jit.load(str(tiny_model_file))
+    module = artifact.load(tiny_model_file)[0]
     x = torch.from_numpy(decode_png(digit_png).astype(np.float32) / 255).view(1, 1, 28, 28)
     mu, sigma = module.encode(x)
     body = client.post("/encode", files={"file": ("d.png", digit_png, "image/png")}).json()
@@ -118,11 +119,11 @@ def test_reconstruct_png_and_json(client, digit_png):
 
 
 def test_interpolate_between_latents_is_a_strip(client):
-    body = {"z_start": [-1.0] * LATENT, "z_end": [1.0] * LATENT, "steps": 5}
-    r = client.post("/interpolate", json=body)
+    body = {"z_start": [-1.0] * LATENT, "z_end": [1.0] * LATENT}
+    r = client.post("/interpolate?steps=5", json=body)
     assert r.status_code == 200
     assert decode_png(r.content).shape == (28, 5 * 30 - 2)
-    z = np.array(client.post("/interpolate?format=json", json=body).json()["z"])
+    z = np.array(client.post("/interpolate?steps=5&format=json", json=body).json()["z"])
     np.testing.assert_allclose(z[0], -1)
     np.testing.assert_allclose(z[2], 0, atol=1e-6)
 

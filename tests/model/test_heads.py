@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from model import artifact
 from model.export import export, load_torchscript_vae
 from model.fit_heads import confusion_matrix, fit_mixture
 from model.heads import CAPABILITIES, VAEWithHeads, capabilities_of
@@ -17,7 +18,7 @@ from tests.conftest import TINY_CONFIG, tiny_card
 
 @pytest.fixture(scope="module")
 def eager_and_scripted(tiny_heads_model_file):
-    scripted = torch.jit.load(str(tiny_heads_model_file)).eval()
+    scripted = artifact.load(tiny_heads_model_file)[0]
     eager, _ = load_torchscript_vae(tiny_heads_model_file)
     heads = VAEWithHeads(TINY_CONFIG, n_components=2, table_size=50, head_hidden=256)
     own = heads.state_dict().keys()  # the scripted dict also holds the non-persistent marker
@@ -28,7 +29,7 @@ def eager_and_scripted(tiny_heads_model_file):
 def test_capabilities_by_method(eager_and_scripted, tiny_model_file):
     _, scripted = eager_and_scripted
     assert capabilities_of(scripted) == list(CAPABILITIES)
-    assert capabilities_of(torch.jit.load(str(tiny_model_file))) == []
+    assert capabilities_of(artifact.load(tiny_model_file)[0]) == []
 
 
 def test_eager_and_exported_agree(eager_and_scripted):

@@ -12,8 +12,8 @@ from PIL import Image
 
 from app.main import create_app
 from app.settings import Settings
-from client import Classification, Score, VAEClient, VAEServiceError
-from client.cli import main
+from vae_client import Classification, Score, VAEClient, VAEServiceError
+from vae_client.cli import main
 
 
 @pytest.fixture(scope="module")

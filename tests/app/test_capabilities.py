@@ -51,7 +51,7 @@ def test_score_one_image(heads_client, digit_png):
 
 
 def test_score_batch_in_order_and_default_k(heads_client, digit_png):
-    other = png_bytes(np.full((28, 28), 128))
+    other = png_bytes(np.eye(28) * 200)  # a stroke: a blank image is no_digit
     r = heads_client.post("/score", files=upload(digit_png, other))
     assert r.status_code == 200
     batch = r.json()
@@ -202,7 +202,7 @@ def test_sample_bernoulli_pixels(client):
 
 
 def test_reconstruct_json_has_mu_and_sigma(client, digit_png):
-    other = png_bytes(np.full((28, 28), 128))
+    other = png_bytes(np.eye(28) * 200)  # a stroke: a blank image is no_digit
     r = client.post("/reconstruct?format=json", files=upload(other, digit_png))
     assert r.status_code == 200
     body = r.json()

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from model import artifact
 from model.export import export, load_torchscript_vae
 from model.fit_heads import confusion_matrix, fit_mixture
-from model.heads import CAPABILITIES, VAEWithHeads, capabilities_of
+from model.heads import CAPABILITIES, VAEWithHeads, capabilities_of, heads_shapes
 from model.vae import VAE, bernoulli_log_likelihood, iwae_bound, iwae_log_weights
 from tests.conftest import TINY_CONFIG, tiny_card
 
@@ -20,9 +20,10 @@ from tests.conftest import TINY_CONFIG, tiny_card
 def eager_and_scripted(tiny_heads_model_file):
     scripted = artifact.load(tiny_heads_model_file)[0]
     eager, _ = load_torchscript_vae(tiny_heads_model_file)
-    heads = VAEWithHeads(TINY_CONFIG, n_components=2, table_size=50, head_hidden=256)
+    state = scripted.state_dict()
+    heads = VAEWithHeads(TINY_CONFIG, **heads_shapes(state))
     own = heads.state_dict().keys()  # the scripted dict also holds the non-persistent marker
-    heads.load_state_dict({k: v for k, v in scripted.state_dict().items() if k in own})
+    heads.load_state_dict({k: v for k, v in state.items() if k in own})
     return heads.eval(), scripted
 
 

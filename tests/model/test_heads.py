@@ -119,3 +119,36 @@ def test_evaluation_reads_the_score_outputs_by_name(eager_and_scripted):
     assert auroc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
     assert auroc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 0.0
     assert auroc(np.array([1.0]), np.array([1.0])) == 0.5
+
+
+def test_vae_export_from_torchscript(tmp_path, tiny_model_file, mnist_dir, monkeypatch):
+    """The documented re-export: heads fitted (on small data here), card updated, and the
+    VAE's spot-check NLL must match the card's, or vae-export refuses."""
+    from model import export as export_module
+    from model.fit_heads import Digits
+    from tests.conftest import tiny_digits
+
+    monkeypatch.setattr(
+        Digits,
+        "load",
+        classmethod(
+            lambda cls, split, data_dir=None: tiny_digits(200 if split == "train" else 50, 3)
+        ),
+    )
+    out = tmp_path / "re.pt"
+    args = ["--out", str(out), "--components", "2", "--score-k", "5", "--data-dir", str(mnist_dir)]
+    export_module.main(["--from-torchscript", str(tiny_model_file), "--version", "0.2", *args])
+    module, card = artifact.load(out)
+    assert capabilities_of(module) == list(CAPABILITIES) and card["version"] == "0.2"
+    assert card["re_exported"].startswith("vae-export --from-torchscript")
+    assert card["capabilities"]["config"]["n_components"] == 2
+    assert "Capabilities fitted at export time" in (tmp_path / "MODEL_CARD.md").read_text()
+    first = card["metrics"]["spot_check"]["nll"]
+
+    again = tmp_path / "again.pt"
+    export_module.main(["--from-torchscript", str(out), "--out", str(again), *args[2:]])
+    assert artifact.load(again)[1]["metrics"]["spot_check"]["nll"] == pytest.approx(first)
+    card["metrics"]["spot_check"]["nll"] = first + 1  # as if the weights had changed
+    export_module.update_card(out, card)
+    with pytest.raises(SystemExit, match="differs from the card"):
+        export_module.main(["--from-torchscript", str(out), "--out", str(again), *args[2:]])

@@ -15,8 +15,8 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN apt-get update \
     && apt-get install -y --no-install-recommends binutils \
     && rm -rf /var/lib/apt/lists/*
-# torch without what serving a TorchScript file never touches (1,148 -> 718 MB with the rest
-# below): C++ headers (include/), test suites and their libraries, bin/ but the shared-memory
+# torch without what serving a TorchScript file never touches (with the removals below,
+# -430 MB; docs/deploy.md has the figures): C++ headers (include/), test suites and their libraries, bin/ but the shared-memory
 # manager that `import torch` checks for, the torch.compile and ONNX stacks, and the symbol
 # tables of its shared libraries (backtraces keep the dynamic symbols).
 RUN python -m venv /opt/venv \

@@ -165,7 +165,9 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(image):
     print(f"\nSIGTERM with {pending} requests in flight: all 200, exit 0 after {drain_s:.1f} s")
 
 
-IMAGE_SIZE_GOAL_MB = 800
+# The goal was 800 MB, met at 718 MB before OpenCV (153 MB installed) joined for the photo
+# reader; 900 MB now keeps the image from growing unnoticed.
+IMAGE_SIZE_BUDGET_MB = 900
 ABSENT = [  # never imported by the service: build tools, package managers, torch's extras
     "pip",
     "setuptools",
@@ -181,7 +183,7 @@ ABSENT = [  # never imported by the service: build tools, package managers, torc
 def test_the_image_is_small_and_holds_no_build_tools(image):
     size_mb = int(podman("image", "inspect", "--format", "{{.Size}}", image).stdout) / 1e6
     print(f"\nimage size: {size_mb:.0f} MB")
-    assert size_mb <= IMAGE_SIZE_GOAL_MB
+    assert size_mb <= IMAGE_SIZE_BUDGET_MB
     check = f"""
 import importlib.util, pathlib, shutil, torch
 root = pathlib.Path(torch.__file__).parent

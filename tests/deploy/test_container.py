@@ -19,13 +19,29 @@ from PIL import Image, ImageDraw
 
 from model.data import load_mnist
 from tests.conftest import SHIPPED_MODEL
-from tests.deploy.containers import compose_service, podman, seconds, start_container
+from tests.deploy.containers import (
+    compose_service,
+    podman,
+    require_root,
+    seconds,
+    start_container,
+)
 from tests.deploy.helpers import ROOT, Process, free_port, http_get, image_env, wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 COLD_START_S = 30  # the compose healthcheck's start_period: ready well before it ends
 TOLERANCE = 1e-5  # same file, same torch: only float summation order may differ
+
+
+def test_without_root_these_tests_skip_but_fail_under_ci(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="need root"):
+        require_root()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="need root"):
+        require_root()
 
 
 @pytest.fixture(scope="module")

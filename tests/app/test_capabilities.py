@@ -240,3 +240,14 @@ def test_interpolate_between_two_digits(heads_client, client, tiny_heads_model_f
     assert r.status_code == 501 and r.json()["error"] == "not_supported"
     r = heads_client.post("/interpolate", json={"digit_start": 1, "digit_end": 12})
     assert r.status_code == 422
+
+
+def test_metrics_of_the_new_routes(heads_client, digit_png):
+    assert heads_client.post("/score?k=3", files=upload(digit_png)).status_code == 200
+    assert heads_client.post("/classify", files=upload(digit_png)).status_code == 200
+    assert heads_client.get("/sample?digit=1&n=2").status_code == 200
+    text = heads_client.get("/metrics").text
+    for method in ("score", "classify", "digit_latents"):
+        assert f'vae_inference_duration_seconds_count{{method="{method}"}}' in text
+    for route in ("/score", "/classify"):
+        assert f'route="{route}"' in text

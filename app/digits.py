@@ -40,6 +40,7 @@ NEAR = 0.35  # components this close to the main one (share of its size) belong 
 MIN_SHARE = 0.03  # ...if they hold at least this share of its ink
 SURROUND_ALIKE = 0.25  # a mark whose surround is this much as bright as itself: not ink
 ALIKE_STEP = 0.3  # "as bright": within this share of the mark's contrast
+LINE_THICKNESS = 0.02  # ruled lines: thinner than this share of the frame, half as long
 LINE_WIDTH = 0.15  # a mark spanning the frame and narrower than this share of it: a line
 EDGE_CONTACT = 0.35  # a component touching the frame along this share of its box: not ink
 # Stroke width in the 20x20 box (2 area / outline; MNIST test set: 5 % 1.5, median 2.25,
@@ -131,12 +132,16 @@ def remove_background(bright: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, n
 
 
 def without_lines(ink: np.ndarray) -> np.ndarray:
-    """The marks less any straight horizontal or vertical line longer than half the frame
-    (ruled or squared paper, a margin): no stroke of a digit is that long."""
+    """The marks less any thin straight horizontal or vertical line longer than half the
+    frame (ruled or squared paper, a margin): no stroke of a digit is both that long and
+    that thin (under LINE_THICKNESS of the frame, at least 3 px)."""
     h, w = ink.shape
-    for size in ((max(3, w // 2), 1), (1, max(3, h // 2))):
-        line = cv2.getStructuringElement(cv2.MORPH_RECT, size)
-        ink = ink - cv2.morphologyEx(ink, cv2.MORPH_OPEN, line)
+    thin = max(3, round(LINE_THICKNESS * max(h, w)))
+    for along, across in (((max(3, w // 2), 1), (1, thin)), ((1, max(3, h // 2)), (thin, 1))):
+        rect = cv2.MORPH_RECT
+        long = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(rect, along))
+        thick = cv2.morphologyEx(long, cv2.MORPH_OPEN, cv2.getStructuringElement(rect, across))
+        ink = ink - (long - thick)
     return ink
 
 

@@ -92,7 +92,18 @@ class InterpolateQuery(ImageQuery):
     )
 
 
+class InputQuery(BaseModel):
+    """Image routes with JSON results (/encode, /score, /classify): app.media.with_inputs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    include_input: bool = Field(
+        False, description="add `input` to each result: the 28x28 image the encoder saw"
+    )
+
+
 ImageParams = Annotated[ImageQuery, Query()]
+InputParams = Annotated[InputQuery, Query()]
 DecodeParams = Annotated[DecodeQuery, Query()]
 SampleParams = Annotated[SampleQuery, Query()]
 ReconstructParams = Annotated[ReconstructQuery, Query()]

@@ -16,6 +16,9 @@ class EncodeResponse(BaseModel):
     sigma: list[float] = Field(description="standard deviation of q(z|x), D values > 0")
     latent_dim: int = Field(description="D")
     kl: float | None = Field(None, description="KL(q(z|x) || N(0, I)) in nats")
+    input: list[list[float]] | None = Field(
+        None, description="the 28x28 model input (with include_input=true)"
+    )
 
 
 class ScoreResponse(BaseModel):
@@ -126,7 +129,10 @@ ERROR_RESPONSES = {
     401: {"model": ErrorResponse, "description": "API key missing or wrong"},
     413: {"model": ErrorResponse, "description": "body or image too large"},
     415: {"model": ErrorResponse, "description": "unsupported media type"},
-    422: {"model": ErrorResponse, "description": "invalid parameters"},
+    422: {
+        "model": ErrorResponse,
+        "description": "invalid parameters, or no digit found in an image (no_digit)",
+    },
     503: {"model": ErrorResponse, "description": "overloaded or not ready (see Retry-After)"},
 }
 NOT_SUPPORTED = {

@@ -106,10 +106,19 @@ def capabilities_markdown(card: dict) -> str:
         f"binarizations); MNIST test digits at K={table['k']}: median {table['median']:.1f}, "
         f"1st / 5th / 95th percentile {pct['1']:.1f} / {pct['5']:.1f} / {pct['95']:.1f} nats; "
         f"`typical` means log-likelihood >= {cap['typical_threshold']:.1f} "
-        f"(the {cap['config']['typical_percentile']:g}st percentile).",
-        f"- **conditional sampling**: a {cap['config']['n_components']}-component full-"
-        "covariance Gaussian mixture over mu per digit (EM on the training digits).",
+        f"(percentile {cap['config']['typical_percentile']:g} of the test digits).",
+        f"- **conditional sampling**: a Gaussian mixture over mu per digit "
+        f"({cap['config']['n_components']} full-covariance components, EM on the training "
+        "digits).",
     ]
+    if "re_exported" in card:
+        spot = card["metrics"]["spot_check"]
+        lines.append(
+            f"\nRe-exported from the previous file by `{card['re_exported']}`: same VAE weights; "
+            f"the spot check (first {spot['n_images']} test digits, K={spot['k']}, seed "
+            f"{spot['seed']}) gives NLL {spot['nll']:.4f}, as before (vae-export refuses a "
+            "difference over 0.001)."
+        )
     if evaluation:
         lines.append(evaluation_markdown(evaluation))
     return "\n".join(lines) + "\n"
@@ -120,6 +129,7 @@ def evaluation_markdown(evaluation: dict) -> str:
     if "ood" not in evaluation:
         return ""
     ood, cond = evaluation["ood"], evaluation["conditional_sampling"]
+    median = ood["median_test_log_likelihood"]
     rows = "\n".join(
         f"| {name} | {a['log_likelihood']:.3f} | {a['elbo']:.3f} | {a['reconstruction']:.3f} "
         f"| {a['kl']:.3f} | {a['median_log_likelihood']:.1f} "
@@ -141,7 +151,7 @@ Measured by `{evaluation["command"]}` ({evaluation["minutes"]} min, one thread o
 
 Out-of-distribution detection: AUROC of each statistic as "higher = more like MNIST"
 (-KL for the KL), {ood["n_test"]} MNIST test digits against {ood["n_per_set"]} images per
-set, K={ood["k"]}; median log-likelihood of the test digits {ood["median_test_log_likelihood"]:.1f}.
+set, K={ood["k"]}; median log-likelihood of those test digits {median:.1f}.
 Letters rendered from {ood["letters_font"]}.
 
 | set | log-likelihood | ELBO | reconstruction | -KL | median log-likelihood | typical, % |

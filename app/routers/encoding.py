@@ -12,8 +12,9 @@ from app.media import (
     read_images,
     read_uploads,
     wants_json,
+    with_inputs,
 )
-from app.queries import ReconstructParams
+from app.queries import InputParams, ReconstructParams
 from app.sampling import bernoulli_pixels, posterior_draw, seeded
 from app.schemas import ERROR_RESPONSES, EncodeResponse
 
@@ -26,11 +27,13 @@ router = APIRouter(tags=["images in"], responses=ERROR_RESPONSES)
     response_model=EncodeResponse | list[EncodeResponse],
     openapi_extra=IMAGE_BODY,
 )
-async def encode(request: Request, model: Model) -> Response:
+async def encode(request: Request, model: Model, query: InputParams) -> Response:
     """Encode one image (or several, as a batch) to the mean and standard deviation of q(z|x).
 
-    Images are made MNIST-like first: greyscale, light backgrounds inverted, the digit fitted
-    into 20x20 and centred in 28x28. A 28x28 image is used as it is.
+    Images are made MNIST-like first (photos too: docs/preprocessing.md): the digit found,
+    white on black, fitted into 20x20 and centred in 28x28; a 28x28 image is used as it is
+    (inverted if its digit is dark). An image without a digit gets 422 `no_digit`.
+    `include_input=true` adds `input`, the 28x28 image the encoder saw.
     """
     x = await read_images(request, model.settings)
     mu, sigma, *kl = await model.encode(x)
@@ -43,6 +46,7 @@ async def encode(request: Request, model: Model) -> Response:
         }
         for i in range(len(x))
     ]
+    results = with_inputs(results, x, query.include_input)
     # Serialised straight from numpy (the hot path); the shape is EncodeResponse's.
     body = results[0] if len(results) == 1 else results
     return Response(orjson.dumps(body, option=NUMPY), media_type="application/json")

@@ -113,19 +113,25 @@ async def sample(request: Request, model: Model, query: SampleParams) -> Respons
 async def interpolate(request: Request, model: Model, query: InterpolateParams) -> Response:
     """Decode the straight line between two latent points (PNG: one strip): two z vectors
     or two digits (JSON), or the means of q(z|x) of two uploaded images (multipart, field
-    `file` twice)."""
+    `file` twice; JSON then also returns `inputs`, the two 28x28 images the encoder saw)."""
     steps = query.steps
     limits.STEPS.check(steps, model.settings)
     limits.check_output(steps, query.scale, model.settings)
-    start, end = await interpolation_ends(request, model)
+    start, end, inputs = await interpolation_ends(request, model)
     t = torch.linspace(0, 1, steps).unsqueeze(1)
     z = (1 - t) * start + t * end  # (steps, D)
     images = await model.decode(z)
     as_json = wants_json(request, query.format)
-    return await image_response(request, images, as_json, query.scale, columns=steps, z=z)
+    uploaded = {} if inputs is None else {"inputs": inputs[:, 0]}  # what the encoder saw
+    return await image_response(
+        request, images, as_json, query.scale, columns=steps, z=z, **uploaded
+    )
 
 
-async def interpolation_ends(request: Request, model: Model) -> tuple[torch.Tensor, torch.Tensor]:
+async def interpolation_ends(
+    request: Request, model: Model
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Both ends, and the two model inputs when the ends came as images."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         try:
@@ -140,10 +146,10 @@ async def interpolation_ends(request: Request, model: Model) -> tuple[torch.Tens
             ends = await model.digit_latents(digits, eps, median, 0.0)
         else:
             ends = latent_tensor([body.z_start, body.z_end], model.latent_dim)
-        return ends[0], ends[1]
+        return ends[0], ends[1], None
     blobs = await read_uploads(request, model.settings)
     if len(blobs) != 2:
         raise APIError(422, "invalid_parameters", f"send exactly two images, not {len(blobs)}")
     x = await decode_images(request, blobs, model.settings)
     mu = (await model.encode(x))[0]
-    return mu[0], mu[1]
+    return mu[0], mu[1], x

@@ -51,7 +51,7 @@ def test_score_one_image(heads_client, digit_png):
 
 
 def test_score_batch_in_order_and_default_k(heads_client, digit_png):
-    other = png_bytes(np.full((28, 28), 128))
+    other = png_bytes(np.eye(28) * 200)  # a stroke: a blank image is no_digit
     r = heads_client.post("/score", files=upload(digit_png, other))
     assert r.status_code == 200
     batch = r.json()
@@ -202,7 +202,7 @@ def test_sample_bernoulli_pixels(client):
 
 
 def test_reconstruct_json_has_mu_and_sigma(client, digit_png):
-    other = png_bytes(np.full((28, 28), 128))
+    other = png_bytes(np.eye(28) * 200)  # a stroke: a blank image is no_digit
     r = client.post("/reconstruct?format=json", files=upload(other, digit_png))
     assert r.status_code == 200
     body = r.json()
@@ -240,3 +240,14 @@ def test_interpolate_between_two_digits(heads_client, client, tiny_heads_model_f
     assert r.status_code == 501 and r.json()["error"] == "not_supported"
     r = heads_client.post("/interpolate", json={"digit_start": 1, "digit_end": 12})
     assert r.status_code == 422
+
+
+def test_metrics_of_the_new_routes(heads_client, digit_png):
+    assert heads_client.post("/score?k=3", files=upload(digit_png)).status_code == 200
+    assert heads_client.post("/classify", files=upload(digit_png)).status_code == 200
+    assert heads_client.get("/sample?digit=1&n=2").status_code == 200
+    text = heads_client.get("/metrics").text
+    for method in ("score", "classify", "digit_latents"):
+        assert f'vae_inference_duration_seconds_count{{method="{method}"}}' in text
+    for route in ("/score", "/classify"):
+        assert f'route="{route}"' in text

@@ -21,6 +21,7 @@ from tests.deploy.helpers import (
     free_port,
     http_get,
     require_tool,
+    run_tool,
     wait_until,
 )
 
@@ -34,6 +35,13 @@ def test_the_ci_override_swaps_only_image_sources():
     assert set(services) == set(SERVICES)
     assert all(set(service) == {"image"} for service in services.values())
     assert set(services) <= set(yaml.safe_load(COMPOSE.read_text())["services"])
+
+
+def test_the_prometheus_containerfile_lints_clean():
+    result = run_tool(
+        "hadolint", "--failure-threshold", "info", SCRIPTS / "prometheus.Containerfile"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 class Stack:

@@ -12,6 +12,7 @@ import asyncio
 import csv
 import random
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -114,6 +115,15 @@ class Balancer:
         start = time.monotonic()
         wait_until(lambda: self.states().get(server) == status, timeout, f"{server} {status}", 0.1)
         return time.monotonic() - start
+
+
+def test_the_haproxy_config_is_valid(tmp_path):
+    env = {"FRONTEND_PORT": "8080", "REPLICA_A": "127.0.0.1:8001", "REPLICA_B": "127.0.0.1:8002"}
+    env |= {"STATS_SOCKET": str(tmp_path / "s"), "CHECK_INTER": "5s", "CHECK_TIMEOUT": "3s"}
+    env |= {"CHECK_FALL": "2", "CHECK_RISE": "1"}
+    argv = [require_tool("haproxy"), "-c", "-f", str(SCRIPTS / "haproxy.cfg")]
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.fixture(scope="module")

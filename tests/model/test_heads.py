@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from model import artifact
 from model.export import export, load_torchscript_vae
 from model.fit_heads import confusion_matrix, fit_mixture
-from model.heads import CAPABILITIES, VAEWithHeads, capabilities_of
+from model.heads import CAPABILITIES, VAEWithHeads, capabilities_of, heads_shapes
 from model.vae import VAE, bernoulli_log_likelihood, iwae_bound, iwae_log_weights
 from tests.conftest import TINY_CONFIG, tiny_card
 
@@ -20,9 +20,10 @@ from tests.conftest import TINY_CONFIG, tiny_card
 def eager_and_scripted(tiny_heads_model_file):
     scripted = artifact.load(tiny_heads_model_file)[0]
     eager, _ = load_torchscript_vae(tiny_heads_model_file)
-    heads = VAEWithHeads(TINY_CONFIG, n_components=2, table_size=50, head_hidden=256)
+    state = scripted.state_dict()
+    heads = VAEWithHeads(TINY_CONFIG, **heads_shapes(state))
     own = heads.state_dict().keys()  # the scripted dict also holds the non-persistent marker
-    heads.load_state_dict({k: v for k, v in scripted.state_dict().items() if k in own})
+    heads.load_state_dict({k: v for k, v in state.items() if k in own})
     return heads.eval(), scripted
 
 
@@ -118,3 +119,36 @@ def test_evaluation_reads_the_score_outputs_by_name(eager_and_scripted):
     assert auroc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
     assert auroc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 0.0
     assert auroc(np.array([1.0]), np.array([1.0])) == 0.5
+
+
+def test_vae_export_from_torchscript(tmp_path, tiny_model_file, mnist_dir, monkeypatch):
+    """The documented re-export: heads fitted (on small data here), card updated, and the
+    VAE's spot-check NLL must match the card's, or vae-export refuses."""
+    from model import export as export_module
+    from model.fit_heads import Digits
+    from tests.conftest import tiny_digits
+
+    monkeypatch.setattr(
+        Digits,
+        "load",
+        classmethod(
+            lambda cls, split, data_dir=None: tiny_digits(200 if split == "train" else 50, 3)
+        ),
+    )
+    out = tmp_path / "re.pt"
+    args = ["--out", str(out), "--components", "2", "--score-k", "5", "--data-dir", str(mnist_dir)]
+    export_module.main(["--from-torchscript", str(tiny_model_file), "--version", "0.2", *args])
+    module, card = artifact.load(out)
+    assert capabilities_of(module) == list(CAPABILITIES) and card["version"] == "0.2"
+    assert card["re_exported"].startswith("vae-export --from-torchscript")
+    assert card["capabilities"]["config"]["n_components"] == 2
+    assert "Capabilities fitted at export time" in (tmp_path / "MODEL_CARD.md").read_text()
+    first = card["metrics"]["spot_check"]["nll"]
+
+    again = tmp_path / "again.pt"
+    export_module.main(["--from-torchscript", str(out), "--out", str(again), *args[2:]])
+    assert artifact.load(again)[1]["metrics"]["spot_check"]["nll"] == pytest.approx(first)
+    card["metrics"]["spot_check"]["nll"] = first + 1  # as if the weights had changed
+    export_module.update_card(out, card)
+    with pytest.raises(SystemExit, match="differs from the card"):
+        export_module.main(["--from-torchscript", str(out), "--out", str(again), *args[2:]])

@@ -9,7 +9,7 @@ class Workload:
 
     name: str
     method: str
-    path: str  # vae-serve and the naive app; TorchServe gets TORCHSERVE_PATHS[name]
+    path: str  # as vae-serve serves it; servers.Running.request maps it for the peers
     body: str | None = None  # key of an input file (see inputs.py)
     content_type: str | None = None
 
@@ -29,7 +29,7 @@ class System:
     """One server configuration, started alone, measured, and stopped."""
 
     name: str
-    kind: str  # "vae-serve" | "naive" | "torchserve"
+    kind: str  # "vae-serve" | "granian" | "naive" | "torchserve" | "litserve" | "bentoml" | "ray"
     env: dict[str, str] = field(default_factory=dict)
     workers: int = 1
     all_cores: bool = False  # not pinned to the server core (several worker processes)
@@ -37,11 +37,16 @@ class System:
 
 SYSTEMS = (
     System("vae-serve", "vae-serve"),  # as users run it: every setting at its default
+    System("vae-serve-granian", "granian"),  # the same app under Granian instead of uvicorn
     System("vae-serve-nobatch", "vae-serve", {"VAE_BATCHING": "false"}),
     System("vae-serve-2w", "vae-serve", {"VAE_WORKERS": "2"}, workers=2, all_cores=True),
     System("naive-fastapi", "naive"),
     System("torchserve", "torchserve"),
+    System("litserve", "litserve"),  # the peers: scripts/bench/peers, own venvs
+    System("bentoml", "bentoml"),
+    System("ray-serve", "ray"),
 )
+PEERS = ("litserve", "bentoml", "ray-serve")
 SYSTEM_NAMES = ("inprocess", *(s.name for s in SYSTEMS))
 
 

@@ -64,11 +64,11 @@ def selected(items, names: tuple[str, ...]) -> list:
 
 def verify(running: servers.Running, workload: Workload, body: Path | None) -> None:
     """One request by hand: a 200 with the expected kind of response, before any load."""
-    url, headers = running.request(workload)
+    method, url, headers = running.request(workload)
     if workload.content_type:
         headers = {**headers, "Content-Type": workload.content_type}
     content = body.read_bytes() if body else None
-    response = httpx.request(workload.method, url, headers=headers, content=content, timeout=60)
+    response = httpx.request(method, url, headers=headers, content=content, timeout=60)
     kind = response.headers.get("content-type", "")
     expected = "application/json" if workload.path == "/encode" else "image/png"
     if response.status_code != 200 or not kind.startswith(expected):
@@ -81,14 +81,12 @@ def load_point(
     plan: Plan, running: servers.Running, workload: Workload, body: Path | None, c: int, cpus
 ) -> dict:
     """Warm-up, then `plan.repeats` measured wrk runs with the server's CPU and RSS."""
-    url, headers = running.request(workload)
+    method, url, headers = running.request(workload)
     if workload.content_type:
         headers = {**headers, "Content-Type": workload.content_type}
 
     def wrk(seconds: int) -> dict:
-        return loadgen.run_wrk(
-            url, workload.method, headers, body, c, seconds, plan.timeout_s, cpus
-        )
+        return loadgen.run_wrk(url, method, headers, body, c, seconds, plan.timeout_s, cpus)
 
     if plan.warmup_s > 0:
         wrk(plan.warmup_s)

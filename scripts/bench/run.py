@@ -165,6 +165,7 @@ def run(plan: Plan, model: Path, bodies: dict[str, Path], workdir: Path, pin: bo
             "load_generator": "wrk -t1 (closed loop), wrk.lua",
             "plan": plan.__dict__,
             "torchserve_model_config": servers.TORCHSERVE_MODEL,
+            "versions": servers.versions(),
         },
         "points": [],
         "cold_start_s": {},

@@ -6,6 +6,7 @@ one backend worker, batchSize 32 and maxBatchDelay 5 ms (see TORCHSERVE_MODEL). 
 virtual environment, .venv-bench/<peer> (scripts/bench/setup_peers.sh makes them).
 """
 
+import importlib.metadata
 import json
 import shutil
 import subprocess
@@ -63,6 +64,22 @@ def executable(name: str) -> str:
     if path is None:
         raise RuntimeError(f"{name} is not on PATH")
     return path
+
+
+def versions() -> dict[str, str]:
+    """The serving stacks' versions as installed: this venv's, and each peer venv's."""
+    found = {}
+    for package in ("uvicorn", "granian", "torchserve"):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    for venv, package in (("litserve", "litserve"), ("bentoml", "bentoml"), ("ray", "ray")):
+        dists = sorted((PEER_VENVS / venv).glob(f"lib/python*/site-packages/{package}-*.dist-info"))
+        found[package] = (
+            dists[0].name.removesuffix(".dist-info").split("-")[1] if dists else "not installed"
+        )
+    return found
 
 
 def peer_tool(peer: str, name: str = "python") -> str:

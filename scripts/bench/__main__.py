@@ -27,6 +27,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path("docs/bench"), help="default: %(default)s")
     p.add_argument("--quick", action="store_true", help="tiny smoke configuration (~30 s)")
     p.add_argument(
+        "--reduced",
+        action="store_true",
+        help="every system at c=8,32 (+ c=1 for vae-serve, TorchServe), 1 cold start (~15 min)",
+    )
+    p.add_argument(
         "--model",
         default=None,
         help=f"TorchScript file, or 'tiny'/'untrained' (exported now); default: {SHIPPED_MODEL}"
@@ -43,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     plan = make_plan(
         args.quick,
+        args.reduced,
         systems=args.systems,
         workloads=args.workloads,
         concurrency=args.concurrency,

@@ -38,8 +38,9 @@ def run_inprocess(plan: Plan, model: Path, bodies: dict[str, Path], cpus: str | 
     try:
         for workload in selected(WORKLOADS, plan.workloads):
             body = bodies[workload.body].read_bytes() if workload.body else None
-            turns = [("inprocess", 1, plan.concurrency)]  # one figure, drawn at every c
-            turns += [("inprocess-batched", c, (c,)) for c in plan.concurrency if c > 1]
+            every_c = plan.concurrency_of("inprocess")
+            turns = [("inprocess", 1, every_c)]  # one figure, drawn at every c
+            turns += [("inprocess-batched", c, (c,)) for c in every_c if c > 1]
             for name, batch, concurrencies in turns:
                 figures = median_of_repeats(
                     [
@@ -137,7 +138,7 @@ def run_system(
         for workload in selected(WORKLOADS, plan.workloads):
             body = bodies[workload.body] if workload.body else None
             verify(running, workload, body)
-            for c in plan.concurrency:
+            for c in plan.concurrency_of(system.name):
                 figures = load_point(plan, running, workload, body, c, cpus[1])
                 points.append(point(system.name, workload, c, figures))
                 log(

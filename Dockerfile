@@ -15,7 +15,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY model ./model
-COPY client ./client
+COPY vae_client ./vae_client
 # Fail the build, rather than ship an image without its model.
 RUN test -f model/vae_mnist.pt \
     && pip install . \

@@ -7,7 +7,6 @@ bounded: past VAE_QUEUE_CAPACITY waiting or running calls, requests get 503.
 """
 
 import asyncio
-import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,12 +19,13 @@ from app import metrics
 from app.batching import MicroBatcher, Outputs
 from app.errors import overloaded
 from app.settings import Settings
+from model import artifact
 
 log = logging.getLogger("app.inference")
 
-# The exported module's contract (model/export.py REQUIRED_METHODS).
-REQUIRED_METHODS = ("encode", "decode", "decode_logits", "reconstruct", "sample")
-CARD_NAME = "model_card.json"
+# The methods the service calls (model/export.py REQUIRED_METHODS lists what a file offers;
+# `kl_divergence` is optional: without it /encode answers kl = null).
+SERVED_METHODS = ("encode", "decode", "reconstruct")
 BATCHED_METHODS = ("encode", "decode", "reconstruct")
 
 
@@ -54,24 +54,11 @@ def resolve_device(name: str) -> torch.device:
 
 def load_module(path: Path, device: torch.device) -> tuple[torch.jit.ScriptModule, dict]:
     """The TorchScript module and its embedded card, or a ModelLoadError saying what is wrong."""
-    if not path.is_file():
-        raise ModelLoadError(f"model file {path} does not exist (set VAE_MODEL_PATH)")
-    extra = {CARD_NAME: ""}
     try:
-        module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
-    except Exception as e:  # torch raises RuntimeError, ValueError, zipfile errors...
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelLoadError(
-            f"model file {path} is not a TorchScript archive: {first_line}"
-        ) from None
-    missing = [name for name in REQUIRED_METHODS if not hasattr(module, name)]
-    if missing:
-        raise ModelLoadError(f"model file {path} lacks the required methods {missing}")
-    try:
-        card = json.loads(extra[CARD_NAME]) if extra[CARD_NAME] else {}
-    except json.JSONDecodeError:
-        raise ModelLoadError(f"model file {path} has an unreadable {CARD_NAME}") from None
-    return module.eval(), card
+        return artifact.load(path, device, SERVED_METHODS)
+    except artifact.ArtifactError as e:
+        hint = " (set VAE_MODEL_PATH)" if not path.is_file() else ""
+        raise ModelLoadError(f"{e}{hint}") from None
 
 
 class ModelService:

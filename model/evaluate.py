@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from model import artifact
+from model.artifact import ArtifactError
 from model.data import fixed_binarization, load_mnist, to_unit
 from model.vae import iwae_bound, iwae_log_weights
 
@@ -64,8 +66,8 @@ def load_any(path: str | Path):
     """A TorchScript file or a training checkpoint, in eval mode on the CPU."""
     path = Path(path)
     try:
-        return torch.jit.load(str(path), map_location="cpu").eval()
-    except RuntimeError:
+        return artifact.load(path)[0]
+    except ArtifactError:
         from model.train import load_checkpoint
 
         return load_checkpoint(path)[0].eval()

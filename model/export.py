@@ -2,7 +2,8 @@
 
     vae-export runs/vae/best.pt --eval runs/vae/eval.json --out model/vae_mnist.pt
 
-The file loads with plain `torch.jit.load` (no project code needed) and offers
+The file loads with plain `torch.jit.load` (no project code needed; model/artifact.py's
+`load` is the project's one loader) and offers
 encode, decode, decode_logits, reconstruct and sample (see model/vae.py). The card
 (JSON: architecture, training config, dataset checksums, test figures, version,
 creation date) is stored inside the file as the extra file `model_card.json`, readable
@@ -16,10 +17,10 @@ from pathlib import Path
 
 import torch
 
+from model import artifact
 from model.data import MNIST_FILES
 from model.vae import IMAGE_SHAPE, VAE
 
-CARD_NAME = "model_card.json"
 SPOT_CHECK = {"n_images": 300, "k": 200, "seed": 0}  # a quick figure tests can reproduce
 REQUIRED_METHODS = ("encode", "decode", "decode_logits", "reconstruct", "sample")
 PUBLISHED = {  # test NLL (nats) on binarized MNIST, Burda et al. 2015, Table 1
@@ -54,18 +55,12 @@ def build_card(model_config: dict, run: dict, metrics: dict, version: str) -> di
 
 def export(model: VAE, card: dict, path: str | Path) -> Path:
     """Script the model on the CPU and save it with the card embedded."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scripted = torch.jit.script(model.cpu().eval())
-    scripted.save(str(path), _extra_files={CARD_NAME: json.dumps(card, indent=2)})
-    return path
+    return artifact.save(artifact.script(model), path, card)
 
 
 def read_card(path: str | Path) -> dict:
     """The embedded card, read from the archive without loading the weights onto a device."""
-    extra = {CARD_NAME: ""}
-    torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    return json.loads(extra[CARD_NAME])
+    return artifact.load(path)[1]
 
 
 def card_markdown(card: dict) -> str:
@@ -138,7 +133,7 @@ def decode_latency_ms(model, batch: int = 16, repeats: int = 300) -> float:
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    scripted = torch.jit.script(model.cpu().eval())
+    scripted = artifact.script(model)
     z = torch.randn(batch, model.latent_dim)
     times = []
     with torch.inference_mode():

@@ -13,10 +13,11 @@ import torch
 from fastapi import FastAPI, Request, Response
 
 from app.imaging import images_png, preprocess
+from model import artifact
 
 MAX_PIXELS = 16_000_000
 torch.set_num_threads(1)
-module = torch.jit.load(os.environ["VAE_MODEL_PATH"], map_location="cpu").eval()
+module = artifact.load(os.environ["VAE_MODEL_PATH"])[0]
 latent_dim = int(module.latent_dim)
 app = FastAPI(title="naive VAE baseline")
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from model import artifact
 from model.data import load_mnist
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,8 +29,8 @@ def main() -> None:
     p.add_argument("--n", type=int, default=1000, help="samples and test digits")
     p.add_argument("--mnist-dir", type=Path, default=os.environ.get("MNIST_DIR"))
     args = p.parse_args()
-    full = torch.jit.load(str(args.model)).eval()
-    half = torch.jit.load(str(args.model)).eval().to(torch.bfloat16)
+    full = artifact.load(args.model)[0]
+    half = artifact.load(args.model)[0].to(torch.bfloat16)
     torch.manual_seed(0)
     with torch.inference_mode():
         z = torch.randn(args.n, int(full.latent_dim))

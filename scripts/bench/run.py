@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import torch
 
+from model import artifact
 from scripts.bench import inprocess, loadgen, procs, servers
 from scripts.bench.config import SYSTEMS, WORKLOADS, Plan, System, Workload
 from scripts.bench.stats import median_of_repeats
@@ -30,7 +31,7 @@ def core_split(pin: bool) -> tuple[str | None, str | None]:
 def run_inprocess(plan: Plan, model: Path, bodies: dict[str, Path], cpus: str | None) -> list:
     """The plain loop ('inprocess', one request per turn) and batched turns of c requests."""
     torch.set_num_threads(1)  # as vae-serve's default VAE_TORCH_THREADS
-    module = torch.jit.load(str(model), map_location="cpu").eval()
+    module = artifact.load(model)[0]
     affinity = os.sched_getaffinity(0)
     if cpus:
         os.sched_setaffinity(0, {int(cpus)})

@@ -14,6 +14,7 @@ import orjson
 import torch
 
 from app.imaging import images_png, preprocess
+from model import artifact
 
 MAX_PIXELS = 16_000_000
 
@@ -28,7 +29,7 @@ class VAEHandler:
         torch.set_num_threads(1)  # as vae-serve's default VAE_TORCH_THREADS
         model_dir = context.system_properties["model_dir"]
         path = os.path.join(model_dir, context.manifest["model"]["serializedFile"])
-        self.module = torch.jit.load(path, map_location="cpu").eval()
+        self.module = artifact.load(path)[0]
         self.latent_dim = int(self.module.latent_dim)
 
     def handle(self, data: list[dict], context) -> list[bytes]:

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 from pydantic import ValidationError
 
+from model import artifact
 from tests.conftest import png_bytes
 
 LATENT = 4  # the tiny model's D
@@ -47,7 +48,7 @@ def test_encode_batch_returns_list_in_order(client, digit_png):
 
 
 def test_encode_agrees_with_the_module_itself(client, digit_png, tiny_model_file):
-    module = torch.jit.load(str(tiny_model_file))
+    module = artifact.load(tiny_model_file)[0]
     x = torch.from_numpy(decode_png(digit_png).astype(np.float32) / 255).view(1, 1, 28, 28)
     mu, sigma = module.encode(x)
     body = client.post("/encode", files={"file": ("d.png", digit_png, "image/png")}).json()

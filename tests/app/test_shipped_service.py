@@ -10,6 +10,7 @@ from PIL import Image
 
 from app.main import create_app
 from app.settings import Settings
+from model import artifact
 from model.data import load_mnist
 from tests.conftest import SHIPPED_MODEL
 
@@ -42,7 +43,7 @@ def test_serves_the_shipped_model_by_default(client):
 
 def test_encode_of_a_test_digit_agrees_with_the_module(client, test_digits):
     images, _ = test_digits
-    module = torch.jit.load(str(SHIPPED_MODEL))
+    module = artifact.load(SHIPPED_MODEL)[0]
     x = torch.from_numpy(images[:1]).float().div(255).unsqueeze(1)
     mu, sigma = module.encode(x)
     body = client.post("/encode", files={"file": ("7.png", png(images[0]), "image/png")}).json()

@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 
+from model import artifact
 from model.evaluate import evaluate, load_test_set
 from model.export import REQUIRED_METHODS, SPOT_CHECK, read_card
 from tests.conftest import SHIPPED_MODEL
@@ -14,7 +15,7 @@ from tests.conftest import SHIPPED_MODEL
 
 @pytest.fixture(scope="module")
 def shipped():
-    return torch.jit.load(str(SHIPPED_MODEL)).eval()
+    return artifact.load(SHIPPED_MODEL)[0]
 
 
 @pytest.fixture(scope="module")

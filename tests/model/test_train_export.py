@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from model import artifact
 from model import train as train_module
 from model.export import REQUIRED_METHODS, read_card
 from model.train import TrainConfig, load_checkpoint, train
@@ -89,7 +90,7 @@ def test_fine_tuning_starts_from_the_checkpoint_with_its_architecture(
 
 
 def test_export_round_trip_matches_eager(tiny_model, tiny_model_file: Path):
-    scripted = torch.jit.load(str(tiny_model_file))
+    scripted = artifact.load(tiny_model_file)[0]
     x = torch.rand(6, 1, 28, 28)
     for eager_out, scripted_out in zip(tiny_model.encode(x), scripted.encode(x), strict=True):
         torch.testing.assert_close(eager_out, scripted_out)
@@ -104,7 +105,7 @@ def test_export_round_trip_matches_eager(tiny_model, tiny_model_file: Path):
 
 
 def test_exported_file_has_contract_and_card(tiny_model_file: Path):
-    scripted = torch.jit.load(str(tiny_model_file))
+    scripted = artifact.load(tiny_model_file)[0]
     assert all(hasattr(scripted, name) for name in REQUIRED_METHODS)
     card = read_card(tiny_model_file)
     assert card["latent_dim"] == 4 and card["image_shape"] == [1, 28, 28]

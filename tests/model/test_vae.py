@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from model import artifact
 from model.vae import (
     VAE,
     VAEConfig,
@@ -94,7 +95,7 @@ def test_shapes_and_ranges(tiny_model: VAE):
 
 
 def test_conv_variant_has_the_same_contract():
-    model = torch.jit.script(
+    model = artifact.script(
         VAE(VAEConfig(arch="conv", latent_dim=6, channels=[4, 8], conv_hidden=32))
     )
     mu, sigma = model.encode(torch.rand(2, 1, 28, 28))

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from app.inference import ModelLoadError, ModelService
 from app.main import create_app
+from model import artifact
 from tests.reliability.conftest import ROOT, assert_error, free_port, start_server
 
 PNG = {"content-type": "image/png"}
@@ -29,7 +30,7 @@ def broken_models(tmp_path) -> dict[str, tuple[dict, str]]:
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(bytes(range(256)) * 64)
     encode_only = tmp_path / "encode_only.pt"
-    torch.jit.script(EncodeOnly()).save(str(encode_only))
+    artifact.save(artifact.script(EncodeOnly()), encode_only)
     return {
         "missing file": ({"model_path": tmp_path / "nope.pt"}, "does not exist"),
         "corrupt file": ({"model_path": corrupt}, "is not a TorchScript archive"),

@@ -12,6 +12,7 @@ import torch
 
 from app.inference import ModelService
 from app.main import create_app
+from model import artifact
 from tests.reliability.conftest import LATENT, assert_error, run_async, running
 
 CAPACITY = 4
@@ -58,7 +59,7 @@ def test_excess_requests_get_503_fast_and_accepted_ones_complete(
         assert_error(response, 503, "overloaded")
         assert response.headers["retry-after"] == "1"
         assert seconds < slowest_accepted  # refused at once, not queued behind the model
-    module = torch.jit.load(str(tiny_model_file))
+    module = artifact.load(tiny_model_file)[0]
     for seed, response in accepted:
         z = torch.randn(1, LATENT, generator=torch.Generator().manual_seed(seed))
         assert response.json()["seed"] == seed

@@ -16,6 +16,7 @@ from PIL import Image
 
 from app.batching import MicroBatcher
 from app.imaging import preprocess
+from model import artifact
 from tests.reliability.conftest import LATENT, encoded
 
 BOUNDED = settings(
@@ -58,7 +59,7 @@ def images(draw) -> bytes:
 
 @pytest.fixture(scope="module")
 def module(tiny_model_file):
-    return torch.jit.load(str(tiny_model_file)).eval()
+    return artifact.load(tiny_model_file)[0]
 
 
 @BOUNDED

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from client.images import array_to_pil, from_base64, grid
+from vae_client.images import array_to_pil, from_base64, grid
 
 
 @dataclass(frozen=True)

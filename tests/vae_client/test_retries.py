@@ -8,9 +8,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from client import VAEClient, VAEConnectionError, VAEServiceError
-from client import api as client_api
-from client.calls import retry_after
+from vae_client import VAEClient, VAEConnectionError, VAEServiceError
+from vae_client import api as client_api
+from vae_client.calls import retry_after
 
 MODEL = {"version": "1", "latent_dim": 2, "device": "cpu", "batching": False, "card": {}}
 OVERLOADED = {"error": "overloaded", "detail": "too many requests in flight"}

@@ -10,8 +10,8 @@ from PIL import Image
 
 from app.main import create_app
 from app.settings import Settings
-from client import Encoding, Images, VAEClient, VAEServiceError
-from client.api import DEFAULT_URL
+from vae_client import Encoding, Images, VAEClient, VAEServiceError
+from vae_client.api import DEFAULT_URL
 
 LATENT_DIM = 4  # the tiny test model
 

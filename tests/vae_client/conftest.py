@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
-from client import VAEClient
+from vae_client import VAEClient
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,11 @@ from typing import Any, TypeVar, overload
 
 import httpx
 
-from client import calls
-from client.calls import Call, LatentInput
-from client.errors import VAEConnectionError
-from client.images import ImageInput
-from client.results import Encoding, Images, ModelInfo
+from vae_client import calls
+from vae_client.calls import Call, LatentInput
+from vae_client.errors import VAEConnectionError
+from vae_client.images import ImageInput
+from vae_client.results import Encoding, Images, ModelInfo
 
 T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:8000"

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from client.cli import latents_from_json, main
+from vae_client.cli import latents_from_json, main
 
 LATENT_DIM = 4
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from client.api import VAEClient
-from client.errors import VAEError
-from client.results import Images
+from vae_client.api import VAEClient
+from vae_client.errors import VAEError
+from vae_client.results import Images
 
 
 def latents_from_json(text: str) -> np.ndarray:

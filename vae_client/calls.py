@@ -12,9 +12,9 @@ from typing import Any, Generic, TypeVar
 import httpx
 import numpy as np
 
-from client.errors import VAEServiceError
-from client.images import ImageInput, upload_parts
-from client.results import Encoding, Images, ModelInfo
+from vae_client.errors import VAEServiceError
+from vae_client.images import ImageInput, upload_parts
+from vae_client.results import Encoding, Images, ModelInfo
 
 T = TypeVar("T")
 LatentInput = Sequence[float] | np.ndarray

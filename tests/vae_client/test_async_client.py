@@ -9,8 +9,8 @@ import pytest
 
 from app.main import create_app
 from app.settings import Settings
-from client import AsyncVAEClient, VAEServiceError
-from client import api as client_api
+from vae_client import AsyncVAEClient, VAEServiceError
+from vae_client import api as client_api
 
 pytestmark = pytest.mark.anyio
 

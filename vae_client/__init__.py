@@ -1,8 +1,8 @@
 """Python client for vae-serve: `VAEClient`, `AsyncVAEClient`, and the `vae-client` CLI."""
 
-from client.api import AsyncVAEClient, VAEClient
-from client.errors import VAEConnectionError, VAEError, VAEServiceError
-from client.results import Encoding, Images, ModelInfo
+from vae_client.api import AsyncVAEClient, VAEClient
+from vae_client.errors import VAEConnectionError, VAEError, VAEServiceError
+from vae_client.results import Encoding, Images, ModelInfo
 
 __all__ = [
     "AsyncVAEClient",

@@ -1,8 +1,9 @@
 """The work every peer does for a batch of requests: what vae-serve and TorchServe's handler do.
 
-Same TorchScript file, one torch thread, app.imaging's preprocessing and PNG encoding. A batch
-may mix operations; each operation's rows go through the model as one call. Imports torch,
-numpy, orjson and app.imaging only, so it runs in each peer's own virtual environment.
+Same TorchScript file (read with model.artifact.load), one torch thread, app.imaging's
+preprocessing and PNG encoding. A batch may mix operations; each operation's rows go through
+the model as one call. Imports torch, numpy, orjson, app.imaging and model.artifact only, so
+it runs in each peer's own virtual environment.
 """
 
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import orjson
 import torch
 
 from app.imaging import images_png, preprocess
+from model import artifact
 
 MAX_PIXELS = 16_000_000  # vae-serve's default VAE_MAX_IMAGE_PIXELS
 PNG = "image/png"
@@ -47,7 +49,7 @@ class VAEWork:
 
     def __init__(self, model_path: str) -> None:
         torch.set_num_threads(1)  # as vae-serve's default VAE_TORCH_THREADS
-        self.module = torch.jit.load(model_path, map_location="cpu").eval()
+        self.module = artifact.load(model_path)[0]
         self.latent_dim = int(self.module.latent_dim)
 
     def run(self, requests: list[Job]) -> list[Answer]:

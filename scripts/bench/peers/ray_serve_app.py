@@ -16,9 +16,13 @@ Configuration, from Ray Serve's documentation:
   (https://docs.ray.io/en/latest/serve/advanced-guides/performance.html, "reserving one or
   more cores for your deployment replicas using ray_actor_options");
 - no dashboard, no usage stats.
+Every Ray listener is on 127.0.0.1 (checked with `ss -ltnp`) but one: Ray 2.60 binds each
+replica's inter-deployment gRPC server to [::]:0 in code (ray/serve/_private/replica.py), with
+no setting to change it; nothing sends to it here (one deployment, no handle calls).
 """
 
 import argparse
+import os
 import signal
 import socket
 import subprocess
@@ -27,12 +31,17 @@ import threading
 import time
 from pathlib import Path
 
-import ray
-from ray import serve
-from starlette.requests import Request
-from starlette.responses import Response
+# Ray's single-machine mode (its default on macOS and Windows), set before ray is imported:
+# the node's address stays 127.0.0.1, where on Linux Ray replaces a loopback address with the
+# machine's own (ray._private.services.resolve_ip_for_localhost) and binds services there
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-from scripts.bench.peers.work import Answer, Job, VAEWork, request_of
+import ray  # noqa: E402
+from ray import serve  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import Response  # noqa: E402
+
+from scripts.bench.peers.work import Answer, Job, VAEWork, request_of  # noqa: E402
 
 HOST = "127.0.0.1"
 MAX_BATCH_SIZE = 32  # the batch size and window the benchmark gives every peer (TorchServe too)
@@ -81,12 +90,14 @@ def main() -> None:
     p.add_argument("--port", type=int, required=True, help="Serve's HTTP proxy port")
     args = p.parse_args()
     gcs_port = free_port()
-    cluster = subprocess.Popen(ray_start_command(gcs_port))
+    cluster = subprocess.Popen(ray_start_command(gcs_port))  # inherits the single-machine mode
     stop = threading.Event()
     try:
         for _ in range(600):  # the GCS takes a few seconds to come up
             try:
-                ray.init(address=f"{HOST}:{gcs_port}", logging_level="warning")
+                ray.init(
+                    address=f"{HOST}:{gcs_port}", _node_ip_address=HOST, logging_level="warning"
+                )
                 break
             except ConnectionError:
                 time.sleep(0.1)

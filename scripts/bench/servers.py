@@ -136,10 +136,11 @@ def launch(system: System, model: Path, workdir: Path, cpus: str | None) -> Runn
     if system.kind == "torchserve":
         return launch_torchserve(system, model, workdir, cpus, port, log)
     command, probe = server_command(system.kind, model, port)
-    env = {"VAE_MODEL_PATH": str(model)}
+    # PYTHONPATH: every system serves this checkout's app/ (vae-serve's console script would
+    # otherwise import wherever the project is installed from)
+    env = {"VAE_MODEL_PATH": str(model), "PYTHONPATH": str(ROOT)}
     if system.kind == "bentoml":  # its home (models, bentos) in the run's folder; no telemetry
         env |= {"BENTOML_HOME": str(workdir / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
-    # the peers and Granian import app.* from the working tree; vae-serve has it installed
     server = procs.start(procs.pinned(command, cpus), {**env, **system.env}, base, log, cwd=ROOT)
     return Running(system, server, probe)
 
@@ -174,8 +175,9 @@ def launch_torchserve(
     config = torchserve_files(model, tsdir, (port, procs.free_port(), procs.free_port()))
     command = [executable("torchserve"), "--start", "--foreground", "--ncs"]
     command += ["--disable-token-auth", "--ts-config", str(config)]
-    # TMPDIR: its pid file (a second TorchServe refuses to start while one is listed there)
-    env = {"TMPDIR": str(tsdir)}
+    # TMPDIR: its pid file (a second TorchServe refuses to start while one is listed there);
+    # PYTHONPATH: the handler imports scripts.bench.peers.work from the working tree
+    env = {"TMPDIR": str(tsdir), "PYTHONPATH": str(ROOT)}
     server = procs.start(procs.pinned(command, cpus), env, base, log, cwd=tsdir)
     # /ping turns healthy before the worker has served anything: probe a real prediction
     return Running(system, server, "/predictions/vae", {"X-Op": "sample", "X-N": "1"})

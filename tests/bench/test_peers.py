@@ -103,7 +103,8 @@ def test_granian_serves_the_app(tiny_model_file: Path, digit_png: bytes, tmp_pat
     port = procs.free_port()
     command, probe = servers.server_command("granian", tiny_model_file, port)
     server = procs.start(
-        command, {"VAE_MODEL_PATH": str(tiny_model_file)}, f"http://127.0.0.1:{port}",
+        command, {"VAE_MODEL_PATH": str(tiny_model_file), "PYTHONPATH": str(ROOT)},
+        f"http://127.0.0.1:{port}",
         tmp_path / "granian.log", cwd=ROOT,
     )  # fmt: skip
     try:

@@ -16,6 +16,7 @@ import numpy as np
 from isal import isal_zlib
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from app import limits
 from app.errors import APIError
 
 SIDE = 28  # MNIST frame
@@ -39,12 +40,8 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
                     415, "unsupported_media_type", f"image format {image.format} is not supported"
                 )
             width, height = image.size
-            if width * height > max_pixels:
-                raise APIError(
-                    413,
-                    "image_too_large",
-                    f"image is {width}x{height} pixels; the limit is {max_pixels} pixels",
-                )
+            pixels = width * height
+            limits.IMAGE_PIXELS.enforce(pixels, max_pixels, f"{width}x{height} = {pixels}")
             image.seek(0)  # first frame of an animation
             image.load()
             return ImageOps.exif_transpose(image)

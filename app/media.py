@@ -1,5 +1,8 @@
 """Reading image uploads (multipart or raw body) and writing image results (PNG or JSON)."""
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import anyio
 import numpy as np
 import orjson
@@ -7,13 +10,15 @@ import torch
 from fastapi import Request, Response
 from starlette.datastructures import UploadFile
 
-from app import imaging
+from app import imaging, limits
 from app.errors import APIError
 from app.queries import OutputFormat
 from app.settings import Settings
 
 RAW_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp", "image/tiff"}
 INLINE_DECODE_BYTES = 16 * 1024
+INLINE_ENCODE_PIXELS = 100_000  # larger outputs are written to PNG off the event loop
+T = TypeVar("T")
 
 
 def image_form(description: str, min_items: int = 1, max_items: int | None = None) -> dict:
@@ -47,9 +52,12 @@ async def read_uploads(request: Request, settings: Settings) -> list[bytes]:
     """The raw bytes of every uploaded image, in order."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        try:
-            form = await request.form(max_files=settings.max_batch_items + 1, max_fields=16)
+        most = settings.max_batch_items
+        try:  # the parser stops at the first file over the limit
+            form = await request.form(max_files=most, max_fields=16)
         except Exception as e:  # starlette's MultiPartException and parser errors
+            if "Too many files" in str(e):
+                raise limits.IMAGES.error("more", most) from None
             raise APIError(
                 400, "invalid_multipart", f"cannot parse the multipart body: {e}"
             ) from None
@@ -58,10 +66,7 @@ async def read_uploads(request: Request, settings: Settings) -> list[bytes]:
             raise APIError(422, "no_image", "the form holds no image: send it in field 'file'")
         if not all(isinstance(f, UploadFile) for f in uploads):
             raise APIError(422, "no_image", "field 'file' must be a file upload, not text")
-        if len(uploads) > settings.max_batch_items:
-            raise APIError(
-                413, "too_many_images", f"at most {settings.max_batch_items} images per request"
-            )
+        limits.IMAGES.enforce(len(uploads), most)
         return [await f.read() for f in uploads]
     if content_type in RAW_IMAGE_TYPES:
         return [await request.body()]
@@ -73,7 +78,11 @@ async def read_uploads(request: Request, settings: Settings) -> list[bytes]:
 
 async def read_images(request: Request, settings: Settings) -> torch.Tensor:
     """Uploads -> (N, 1, 28, 28) float32 in [0, 1], preprocessed like MNIST off the event loop."""
-    blobs = await read_uploads(request, settings)
+    return await decode_images(request, await read_uploads(request, settings), settings)
+
+
+async def decode_images(request: Request, blobs: list[bytes], settings: Settings) -> torch.Tensor:
+    """Image files -> (N, 1, 28, 28) float32 in [0, 1], preprocessed like MNIST."""
 
     def preprocess_all() -> list[np.ndarray]:
         return [imaging.preprocess(b, settings.max_image_pixels) for b in blobs]
@@ -82,11 +91,7 @@ async def read_images(request: Request, settings: Settings) -> torch.Tensor:
     # (photos) go to threads so the event loop keeps serving; at most VAE_DECODE_THREADS at
     # once (app.main), not anyio's default 40, which had 128 concurrent photos decoding
     # together: all their buffers alive at once, on one or two cores.
-    if sum(map(len, blobs)) <= INLINE_DECODE_BYTES:
-        arrays = preprocess_all()
-    else:
-        limiter = request.app.state.decode_limiter
-        arrays = await anyio.to_thread.run_sync(preprocess_all, limiter=limiter)
+    arrays = await run(request, sum(map(len, blobs)) <= INLINE_DECODE_BYTES, preprocess_all)
     return torch.from_numpy(np.stack(arrays))
 
 
@@ -97,25 +102,38 @@ def wants_json(request: Request, fmt: OutputFormat | None) -> bool:
     return "application/json" in accept and "image/png" not in accept
 
 
-def image_response(
+async def image_response(
+    request: Request,
     images: torch.Tensor,
     as_json: bool,
     scale: int = 1,
     columns: int | None = None,
     **extra: object,
 ) -> Response:
-    """PNG (one image, or a grid of several) or JSON with base64 PNGs and pixel arrays."""
+    """PNG (one image, or a grid of several) or JSON with base64 PNGs and pixel arrays.
+
+    Its size was bounded before the model ran (app.limits.check_output); a large one is
+    encoded on the bounded decode threads, so the event loop keeps answering (/healthz).
+    """
     pixels = images.numpy()
-    if not as_json:
-        headers = {"X-Seed": str(extra["seed"])} if extra.get("seed") is not None else None
-        png = imaging.images_png(pixels, scale, columns)
-        return Response(png, media_type="image/png", headers=headers)
-    body = {
-        "count": len(pixels),
-        "images": imaging.png_base64(pixels, scale),
-        "pixels": pixels[:, 0],
-        **{k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in extra.items()},
-    }
-    return Response(
-        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
-    )
+    inline = len(pixels) * (limits.IMAGE_SIDE * scale) ** 2 <= INLINE_ENCODE_PIXELS
+    if as_json:
+        body = {
+            "count": len(pixels),
+            "images": await run(request, inline, imaging.png_base64, pixels, scale),
+            "pixels": pixels[:, 0],
+            **{k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in extra.items()},
+        }
+        json = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+        return Response(json, media_type="application/json")
+    headers = {"X-Seed": str(extra["seed"])} if extra.get("seed") is not None else None
+    png = await run(request, inline, imaging.images_png, pixels, scale, columns)
+    return Response(png, media_type="image/png", headers=headers)
+
+
+async def run(request: Request, inline: bool, function: Callable[..., T], *args: object) -> T:
+    """function(*args) here, or on one of the VAE_DECODE_THREADS when not `inline`."""
+    if inline:
+        return function(*args)
+    limiter = request.app.state.decode_limiter
+    return await anyio.to_thread.run_sync(function, *args, limiter=limiter)

@@ -27,11 +27,10 @@ class DecodeRequest(StrictModel):
 
 
 class InterpolateRequest(StrictModel):
-    """Decode `steps` points on the straight line from z_start to z_end."""
+    """The two ends of the line to decode (the number of points is the query's `steps`)."""
 
     z_start: list[float] = Field(description="D floats")
     z_end: list[float] = Field(description="D floats")
-    steps: int = Field(8, ge=2, description="points including both ends")
 
 
 class ImagesResponse(BaseModel):

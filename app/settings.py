@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     max_wait_ms: float = Field(0.0, ge=0, le=1000, description="extra wait for a batch to fill")
     queue_capacity: int = Field(256, ge=1, description="model calls waiting or running; more: 503")
 
-    # Limits
+    # Limits (app/limits.py: a request over one gets 413 with a code naming it)
     max_upload_bytes: int = Field(10 * 2**20, ge=1024, description="largest request body")
     max_json_bytes: int = Field(
         2**20, ge=1024, description="largest JSON body (parsed on the event loop, so smaller)"
@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     max_samples: int = Field(256, ge=1, description="largest n for /sample and rows for /decode")
     max_batch_items: int = Field(64, ge=1, description="most images in one /encode request")
     max_interpolation_steps: int = Field(64, ge=2, description="most steps for /interpolate")
+    max_output_pixels: int = Field(
+        4_194_304,
+        ge=784,
+        description="largest response in pixels, images x (28 x scale)^2 (e.g. 256 at scale 4)",
+    )
     decode_threads: int = Field(
         2, ge=1, le=64, description="threads decoding large uploads (bounds their memory)"
     )

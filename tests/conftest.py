@@ -19,7 +19,8 @@ from model.vae import VAE, VAEConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_MODEL = ROOT / "model" / "vae_mnist.pt"
-TINY_CONFIG = VAEConfig(arch="mlp", latent_dim=4, hidden=[16])
+LATENT = 4  # latent size of the tiny model
+TINY_CONFIG = VAEConfig(arch="mlp", latent_dim=LATENT, hidden=[16])
 
 torch.set_num_threads(1)
 

@@ -122,18 +122,17 @@ def interpolate(
     start: LatentInput | ImageInput, end: LatentInput | ImageInput, steps: int, scale: int
 ) -> Call[Images]:
     """Between two latent vectors (JSON body) or between the encodings of two images."""
-    params = {**JSON, "scale": scale}
+    params = {**JSON, "scale": scale, "steps": steps}
     if is_latent(start) and is_latent(end):
         body = {
             "z_start": np.asarray(start, float).tolist(),
             "z_end": np.asarray(end, float).tolist(),
-            "steps": steps,
         }
         return Call("POST", "/interpolate", images_json, params=params, json=body)
     if is_latent(start) or is_latent(end):
         raise TypeError("start and end must both be latent vectors or both be images")
     files = upload_parts([start, end])  # type: ignore[list-item]
-    return Call("POST", "/interpolate", images_json, params={**params, "steps": steps}, files=files)
+    return Call("POST", "/interpolate", images_json, params=params, files=files)
 
 
 def model_info() -> Call[ModelInfo]:

@@ -3,9 +3,17 @@
 import orjson
 from fastapi import APIRouter, Request, Response
 
+from app import limits
 from app.dependencies import Model
-from app.media import IMAGE_BODY, image_response, read_images, wants_json
-from app.queries import ImageQuery, as_openapi, parse_query
+from app.media import (
+    IMAGE_BODY,
+    decode_images,
+    image_response,
+    read_images,
+    read_uploads,
+    wants_json,
+)
+from app.queries import ImageParams
 from app.schemas import ERROR_RESPONSES, EncodeResponse
 
 NUMPY = orjson.OPT_SERIALIZE_NUMPY
@@ -43,17 +51,18 @@ async def encode(request: Request, model: Model) -> Response:
     "/reconstruct",
     response_class=Response,
     responses={200: {"content": {"image/png": {}, "application/json": {}}}},
-    openapi_extra={**IMAGE_BODY, **as_openapi(ImageQuery)},
+    openapi_extra=IMAGE_BODY,
 )
-async def reconstruct(request: Request, model: Model) -> Response:
+async def reconstruct(request: Request, model: Model, query: ImageParams) -> Response:
     """Reconstruct images through the VAE: decode the mean of q(z|x).
 
     PNG by default (a grid for several images); JSON with `format=json` also returns the
     preprocessed input that the encoder saw.
     """
-    query = parse_query(request, ImageQuery)
-    x = await read_images(request, model.settings)
+    blobs = await read_uploads(request, model.settings)
+    limits.check_output(len(blobs), query.scale, model.settings)
+    x = await decode_images(request, blobs, model.settings)
     images = await model.reconstruct(x)
     if wants_json(request, query.format):
-        return image_response(images, True, query.scale, inputs=x[:, 0])
-    return image_response(images, False, query.scale)
+        return await image_response(request, images, True, query.scale, inputs=x[:, 0])
+    return await image_response(request, images, False, query.scale)

@@ -6,28 +6,21 @@ import torch
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
+from app import limits
 from app.dependencies import Model
 from app.errors import APIError, describe_errors
-from app.media import image_form, image_response, read_images, wants_json
-from app.queries import (
-    ImageQuery,
-    InterpolateQuery,
-    SampleQuery,
-    as_openapi,
-    parse_query,
-)
+from app.media import decode_images, image_form, image_response, read_uploads, wants_json
+from app.queries import ImageParams, InterpolateParams, SampleParams
 from app.schemas import ERROR_RESPONSES, DecodeRequest, InterpolateRequest
 
 router = APIRouter(tags=["images out"], responses=ERROR_RESPONSES)
 IMAGE_CONTENT = {200: {"content": {"image/png": {}, "application/json": {}}}}
 
 
-def latent_tensor(rows: list[list[float]], latent_dim: int, max_rows: int) -> torch.Tensor:
-    """Validated (N, D) float32 tensor: every row of length D, finite, at most max_rows."""
+def latent_tensor(rows: list[list[float]], latent_dim: int) -> torch.Tensor:
+    """Validated (N, D) float32 tensor: every row of length D, finite."""
     if not rows:
         raise APIError(422, "invalid_parameters", "z holds no vector")
-    if len(rows) > max_rows:
-        raise APIError(413, "too_many_vectors", f"at most {max_rows} vectors per request")
     if any(len(row) != latent_dim for row in rows):
         raise APIError(422, "invalid_parameters", f"every z must have {latent_dim} values")
     z = torch.tensor(rows, dtype=torch.float32)
@@ -40,36 +33,36 @@ def latent_tensor(rows: list[list[float]], latent_dim: int, max_rows: int) -> to
     "/decode",
     response_class=Response,
     responses=IMAGE_CONTENT,
-    openapi_extra=as_openapi(ImageQuery),
 )
-async def decode(body: DecodeRequest, request: Request, model: Model) -> Response:
+async def decode(
+    body: DecodeRequest, request: Request, model: Model, query: ImageParams
+) -> Response:
     """Decode latent vectors to images (Bernoulli means). One vector gives one 28x28 PNG,
     several give a grid."""
-    query = parse_query(request, ImageQuery)
     rows = body.z if body.z and isinstance(body.z[0], list) else [body.z]
-    z = latent_tensor(rows, model.latent_dim, model.settings.max_samples)
+    limits.VECTORS.check(len(rows), model.settings)
+    limits.check_output(len(rows), query.scale, model.settings)
+    z = latent_tensor(rows, model.latent_dim)
     images = await model.decode(z)
-    return image_response(images, wants_json(request, query.format), query.scale)
+    return await image_response(request, images, wants_json(request, query.format), query.scale)
 
 
 @router.get(
     "/sample",
     response_class=Response,
     responses=IMAGE_CONTENT,
-    openapi_extra=as_openapi(SampleQuery),
 )
-async def sample(request: Request, model: Model) -> Response:
+async def sample(request: Request, model: Model, query: SampleParams) -> Response:
     """Draw n images from the prior: z ~ N(0, temperature^2 I), decoded. The seed used is
     returned (X-Seed header, or `seed` in JSON) so any result can be reproduced."""
-    query = parse_query(request, SampleQuery)
-    if query.n > model.settings.max_samples:
-        raise APIError(422, "invalid_parameters", f"n must be at most {model.settings.max_samples}")
+    limits.VECTORS.check(query.n, model.settings)
+    limits.check_output(query.n, query.scale, model.settings)
     seed = secrets.randbits(63) if query.seed is None else query.seed
     generator = torch.Generator().manual_seed(seed)
     z = torch.randn(query.n, model.latent_dim, generator=generator) * query.temperature
     images = await model.decode(z)
     as_json = wants_json(request, query.format)
-    return image_response(images, as_json, query.scale, z=z, seed=seed)
+    return await image_response(request, images, as_json, query.scale, z=z, seed=seed)
 
 
 @router.post(
@@ -77,7 +70,6 @@ async def sample(request: Request, model: Model) -> Response:
     response_class=Response,
     responses=IMAGE_CONTENT,
     openapi_extra={
-        **as_openapi(InterpolateQuery),
         "requestBody": {
             "required": True,
             "content": {
@@ -89,33 +81,32 @@ async def sample(request: Request, model: Model) -> Response:
         },
     },
 )
-async def interpolate(request: Request, model: Model) -> Response:
+async def interpolate(request: Request, model: Model, query: InterpolateParams) -> Response:
     """Decode the straight line between two latent points (PNG: one strip): two z vectors
     (JSON) or the means of q(z|x) of two uploaded images (multipart, field `file` twice)."""
-    query = parse_query(request, InterpolateQuery)
-    start, end, steps = await interpolation_ends(request, model, query.steps)
-    if steps > (most := model.settings.max_interpolation_steps):
-        raise APIError(422, "invalid_parameters", f"steps must be at most {most}")
+    steps = query.steps
+    limits.STEPS.check(steps, model.settings)
+    limits.check_output(steps, query.scale, model.settings)
+    start, end = await interpolation_ends(request, model)
     t = torch.linspace(0, 1, steps).unsqueeze(1)
     z = (1 - t) * start + t * end  # (steps, D)
     images = await model.decode(z)
     as_json = wants_json(request, query.format)
-    return image_response(images, as_json, query.scale, columns=steps, z=z)
+    return await image_response(request, images, as_json, query.scale, columns=steps, z=z)
 
 
-async def interpolation_ends(
-    request: Request, model: Model, steps: int | None
-) -> tuple[torch.Tensor, torch.Tensor, int]:
+async def interpolation_ends(request: Request, model: Model) -> tuple[torch.Tensor, torch.Tensor]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         try:
             body = InterpolateRequest.model_validate_json(await request.body())
         except ValidationError as e:
             raise APIError(422, "invalid_parameters", describe_errors(e.errors())) from None
-        ends = latent_tensor([body.z_start, body.z_end], model.latent_dim, 2)
-        return ends[0], ends[1], steps or body.steps
-    x = await read_images(request, model.settings)
-    if len(x) != 2:
-        raise APIError(422, "invalid_parameters", f"send exactly two images, not {len(x)}")
+        ends = latent_tensor([body.z_start, body.z_end], model.latent_dim)
+        return ends[0], ends[1]
+    blobs = await read_uploads(request, model.settings)
+    if len(blobs) != 2:
+        raise APIError(422, "invalid_parameters", f"send exactly two images, not {len(blobs)}")
+    x = await decode_images(request, blobs, model.settings)
     mu = (await model.encode(x))[0]
-    return mu[0], mu[1], steps or 8
+    return mu[0], mu[1]

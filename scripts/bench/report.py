@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from scripts.bench.config import WORKLOADS  # noqa: E402
 from scripts.bench.stats import CDF_PERCENTILES  # noqa: E402
 
 TARGET_C = 32
@@ -40,6 +41,7 @@ class Figures:
         self.concurrency = sorted({p["concurrency"] for p in results["points"]})
         self.systems = list(dict.fromkeys(p["system"] for p in results["points"]))
         self.workloads = list(dict.fromkeys(p["workload"] for p in results["points"]))
+        self.compared = [w for w in self.workloads if w in COMPARED]
         near = [c for c in self.concurrency if c <= TARGET_C] or self.concurrency or [TARGET_C]
         self.target_c = max(near)  # 32 in a full run; the largest below it in a quick one
 
@@ -51,8 +53,14 @@ class Figures:
         x, y = self.get(a, workload, key, c), self.get(b, workload, key, c)
         return round(x / y, 2) if x is not None and y else None
 
+    def ratio_of(self, a: str, b: str, system: str = "vae-serve") -> float | None:
+        """req/s of workload a / workload b on one system (same rows per request)."""
+        x, y = self.get(system, a, "rps"), self.get(system, b, "rps")
+        return round(x / y, 2) if x is not None and y else None
+
 
 PEERS = ("litserve", "bentoml", "ray-serve")
+COMPARED = tuple(w.name for w in WORKLOADS if not w.vae_serve_only)  # run by every system
 SUMMARY_ORDER = (  # the columns of the summary table, when measured
     "vae-serve",
     "vae-serve-granian",
@@ -114,7 +122,7 @@ def targets(f: Figures) -> list[dict]:
 
     Concurrencies the run did not measure give value None ("not measured")."""
     c, out = f.target_c, []
-    for w in f.workloads:
+    for w in f.compared:
         out += [
             target("req/s, vae-serve / TorchServe", f.ratio("vae-serve", "torchserve", w),
                    ">= 1.0", "x", c, w),
@@ -151,6 +159,10 @@ def targets(f: Figures) -> list[dict]:
     out += [
         target("encode 28x28 p99, vae-serve", f.get("vae-serve", "encode28", "p99_ms"), "<= 20",
                "ms", c, "encode28"),
+        target("v2 binary infer of 1 digit req/s / POST /encode (28x28 PNG)",
+               f.ratio_of("v2_encode1_bin", "encode28"), ">= 0.9", "x", c),
+        target("v2 binary infer of 64 digits images/s / POST /encode of 64 PNGs",
+               f.ratio_of("v2_encode64_bin", "encode64"), ">= 5", "x", c),
         target("cold start, vae-serve (median)",
                round(statistics.median(starts), 2) if starts else None, "<= 2", "s", None),
         target("RSS per worker, vae-serve (largest process, peak)", max(rss) if rss else None,
@@ -183,7 +195,7 @@ def target_tables(f: Figures) -> list[str]:
             rows.setdefault(key, {})[t["workload"]] = t
         else:
             single.append(t)
-    workloads = f.workloads
+    workloads = f.compared
     lines = ["| target | c | goal | " + " | ".join(WORKLOAD_LABELS.get(w, w) for w in workloads)]
     lines[0] += " |"
     lines.append("|---|---|---|" + "---|" * len(workloads))
@@ -202,7 +214,7 @@ def summary(f: Figures) -> list[str]:
     systems += [s for s in f.systems if s not in systems]
     lines = ["| workload | c | " + " | ".join(LABELS.get(s, s) for s in systems) + " |"]
     lines.append("|---|---|" + "---|" * len(systems))
-    for w in f.workloads:
+    for w in f.compared:
         for c in f.concurrency:
             cells = [
                 f"{figure(f.get(s, w, 'rps', c))} ({figure(f.get(s, w, 'p99_ms', c), ' ms')})"

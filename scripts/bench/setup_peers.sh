@@ -7,9 +7,9 @@
 #   LOCK=1 bash scripts/bench/setup_peers.sh       # re-resolve, rewrite scripts/bench/peers/*.lock
 #
 # torch==2.13.0 goes in first, exactly pinned, so that no peer pulls a CUDA build; then the
-# framework at its exact version, and what app.imaging imports (the servers run from the
-# repository root, so `app` is imported from the working tree, not installed). With a lock
-# file present every package is held at the version of the committed lock.
+# framework at its exact version with the project's runtime dependencies (the servers run
+# from the repository root, so `app` and `model` are imported from the working tree, not
+# installed). With a lock file present every package is held to the committed lock.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON="${PYTHON:-python3}"
@@ -19,8 +19,12 @@ declare -A FRAMEWORK=(
     [bentoml]="bentoml==1.4.40"
     [ray]="ray[serve]==2.60.0"
 )
-# app.imaging (and app.errors, which it imports), at the project venv's versions
-IMAGING=(numpy==2.4.6 pillow==13.0.0 isal==1.9.1 orjson==3.13.0 fastapi prometheus-client)
+# The project's own runtime dependencies (app.imaging imports app.errors, app.limits,
+# app.settings...: whatever it needs), resolved together with the framework's pins; the
+# image stack at the project venv's versions, so that every system decodes and encodes alike
+mapfile -t PROJECT < <("$PYTHON" -c \
+    'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))')
+IMAGING=(numpy==2.4.6 pillow==13.0.0 isal==1.9.1 orjson==3.13.0 "${PROJECT[@]}")
 
 setup() {
     local peer=$1 venv=.venv-bench/$1 lock=scripts/bench/peers/$1.lock

@@ -119,11 +119,11 @@ def test_reconstruct_png_and_json(client, digit_png):
 
 
 def test_interpolate_between_latents_is_a_strip(client):
-    body = {"z_start": [-1.0] * LATENT, "z_end": [1.0] * LATENT, "steps": 5}
-    r = client.post("/interpolate", json=body)
+    body = {"z_start": [-1.0] * LATENT, "z_end": [1.0] * LATENT}
+    r = client.post("/interpolate?steps=5", json=body)
     assert r.status_code == 200
     assert decode_png(r.content).shape == (28, 5 * 30 - 2)
-    z = np.array(client.post("/interpolate?format=json", json=body).json()["z"])
+    z = np.array(client.post("/interpolate?steps=5&format=json", json=body).json()["z"])
     np.testing.assert_allclose(z[0], -1)
     np.testing.assert_allclose(z[2], 0, atol=1e-6)
 

@@ -19,8 +19,6 @@ JSON = {"content-type": "application/json"}
     [
         "n=0",
         "n=-1",
-        "n=1000000000",
-        "n=99999999999999999999999",
         "n=abc",
         "n=1.5",
         "n=",
@@ -37,6 +35,7 @@ JSON = {"content-type": "application/json"}
         "scale=17",
         "scale=x",
         "format=gif",
+        "temprature=0.5",
     ],
 )
 def test_bad_sample_queries_get_422(client, query):
@@ -118,7 +117,7 @@ def test_bad_interpolate_bodies_get_422(client, body):
     assert_error(client.post("/interpolate", content=body, headers=JSON), 422, "invalid_parameters")
 
 
-@pytest.mark.parametrize("query", ["steps=1", "steps=0", "steps=100000", "steps=x", "scale=99"])
+@pytest.mark.parametrize("query", ["steps=1", "steps=0", "steps=x", "scale=99", "step=3"])
 def test_bad_interpolate_queries_get_422(client, query):
     body = {"z_start": Z, "z_end": Z}
     assert_error(client.post(f"/interpolate?{query}", json=body), 422, "invalid_parameters")

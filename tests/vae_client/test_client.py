@@ -122,9 +122,9 @@ def test_model_info_and_ready(vae: VAEClient) -> None:
         (lambda v: v.decode([0.0, 1.0]), 422, "invalid_parameters", "4 values"),
         (
             lambda v: v.interpolate([0.0] * 4, [1.0] * 4, 99),
-            422,
-            "invalid_parameters",
-            "steps",
+            413,
+            "too_many_steps",
+            "interpolation steps",
         ),
         (lambda v: v.encode(b"not an image"), 400, "invalid_image", "decodable"),
         (lambda v: v.reconstruct(b""), 400, "invalid_image", "empty"),

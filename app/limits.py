@@ -1,0 +1,61 @@
+"""Every request limit of the service: its setting, its status and its error code, in one place.
+
+Each limit is checked as soon as its quantity is known and before the work it bounds: body
+bytes as they arrive (app.middleware), an image's size from its header before its pixels
+are decompressed (app.imaging), counts and output sizes before any upload is decoded or any
+model call is queued (the routers). One status for the kind: a request over a limit of this
+server gets **413** with a code naming the limit (a smaller request will do); a value that
+is wrong whatever the configuration (n=0, a z of the wrong length) is 422
+`invalid_parameters`.
+
+A new limit is a field of app.settings.Settings and one `Limit` line here; `LIMITS` feeds
+docs/errors.md's table (tests/app/test_error_docs.py keeps the two in step).
+"""
+
+from dataclasses import dataclass
+
+from app.errors import APIError
+from app.settings import Settings
+
+IMAGE_SIDE = 28  # every output image is 28x28 before upscaling
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A bound on one quantity of a request, set by `Settings.<setting>` (env VAE_<SETTING>)."""
+
+    setting: str
+    code: str
+    counts: str  # what the limit counts, for the error detail and the docs
+    status: int = 413
+
+    def error(self, value: int | str, most: int) -> APIError:
+        detail = f"{value} {self.counts}: the limit is {most} (VAE_{self.setting.upper()})"
+        return APIError(self.status, self.code, detail)
+
+    def enforce(self, value: int, most: int, shown: str | None = None) -> None:
+        """Refuse `value` over `most`; `shown` is how the detail writes it (default: value)."""
+        if value > most:
+            raise self.error(shown or value, most)
+
+    def check(self, value: int, settings: Settings) -> None:
+        """Refuse `value` if it is over this server's setting."""
+        self.enforce(value, getattr(settings, self.setting))
+
+
+BODY_BYTES = Limit("max_upload_bytes", "payload_too_large", "bytes in the request body")
+JSON_BYTES = Limit("max_json_bytes", "payload_too_large", "bytes in a JSON request body")
+IMAGE_PIXELS = Limit("max_image_pixels", "image_too_large", "pixels in one uploaded image")
+IMAGES = Limit("max_batch_items", "too_many_images", "images in one request")
+VECTORS = Limit("max_samples", "too_many_vectors", "latent vectors (n, or rows of z)")
+STEPS = Limit("max_interpolation_steps", "too_many_steps", "interpolation steps")
+OUTPUT_PIXELS = Limit(
+    "max_output_pixels", "output_too_large", "output pixels (images x (28 x scale)^2)"
+)
+
+LIMITS = (BODY_BYTES, JSON_BYTES, IMAGE_PIXELS, IMAGES, VECTORS, STEPS, OUTPUT_PIXELS)
+
+
+def check_output(images: int, scale: int, settings: Settings) -> None:
+    """Refuse a response of `images` images at `scale` before any of them is computed."""
+    OUTPUT_PIXELS.check(images * (IMAGE_SIDE * scale) ** 2, settings)

@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--reduced",
         action="store_true",
-        help="every system at c=8,32 (+ c=1 for vae-serve, TorchServe), 1 cold start (~15 min)",
+        help="the 5 shared workloads, every system at c=8,32 (+ c=1 for vae-serve and"
+        " TorchServe), 1 cold start (~14 min)",
     )
     p.add_argument(
         "--model",

@@ -150,7 +150,10 @@ def server_command(kind: str, model: Path, port: int) -> tuple[list[str], str]:
     at = ["--host", "127.0.0.1", "--port", str(port)]
     if kind == "vae-serve":
         return [executable("vae-serve"), "--port", str(port)], "/readyz"
-    if kind == "granian":  # uvicorn's loop, like vae-serve; Granian's defaults otherwise
+    # Granian: one worker for the one core and its own thread and backpressure defaults, as its
+    # README advises ("Workers and threads", "Backpressure": the defaults suit ASGI apps; do
+    # not carry over numbers tuned for other servers); uvloop, the loop vae-serve runs on
+    if kind == "granian":
         asgi = ["--interface", "asgi", "--workers", "1", "--loop", "uvloop"]
         return [executable("granian"), *asgi, *at, "app.main:app"], "/readyz"
     if kind == "naive":

@@ -75,7 +75,10 @@ assert VAEFront.config["workers"] == 1
 assert set(VAEFront.apis) == {"sample", "encode", "reconstruct"}, VAEFront.apis
 """,
     "ray": """
+import os
 from scripts.bench.peers.ray_serve_app import VAEDeployment, ray_start_command
+assert os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0"  # loopback only
+assert os.environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
 config = VAEDeployment._deployment_config
 assert config.num_replicas == 1 and config.max_ongoing_requests >= 32, config
 assert VAEDeployment.ray_actor_options["num_cpus"] == 1

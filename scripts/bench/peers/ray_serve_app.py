@@ -15,6 +15,7 @@ Configuration, from Ray Serve's documentation:
 - one replica with `num_cpus: 1` on a node of `--num-cpus 1`: the one core
   (https://docs.ray.io/en/latest/serve/advanced-guides/performance.html, "reserving one or
   more cores for your deployment replicas using ray_actor_options");
+- `RAY_SERVE_THROUGHPUT_OPTIMIZED=1` (below);
 - no dashboard, no usage stats.
 Every Ray listener is on 127.0.0.1 (checked with `ss -ltnp`) but one: Ray 2.60 binds each
 replica's inter-deployment gRPC server to [::]:0 in code (ray/serve/_private/replica.py), with
@@ -35,6 +36,11 @@ from pathlib import Path
 # the node's address stays 127.0.0.1, where on Linux Ray replaces a loopback address with the
 # machine's own (ray._private.services.resolve_ip_for_localhost) and binds services there
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# Serve's throughput-optimized mode, which Ray documents for high throughput (Ray >= 2.55:
+# https://docs.ray.io/en/master/cluster/kubernetes/user-guides/kuberay-serve-high-throughput.html;
+# its other half, RAY_SERVE_ENABLE_HA_PROXY, needs an haproxy binary and binds every
+# interface). RAY_SERVE_THROUGHPUT_OPTIMIZED=0 in the environment measures the default mode.
+os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
 
 import ray  # noqa: E402
 from ray import serve  # noqa: E402

@@ -19,7 +19,7 @@ from app.errors import install_error_handlers
 from app.inference import ModelLoadError, ModelService
 from app.logs import AccessLog, configure_logging
 from app.middleware import RequestContextMiddleware
-from app.routers import demo, encoding, generation, health, info, v2
+from app.routers import demo, encoding, generation, health, info, scoring, v2
 from app.settings import Settings, get_settings
 
 log = logging.getLogger("app")
@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ready = False
     app.state.draining = False
     install_error_handlers(app)
-    for module in (encoding, generation, info, health, v2, demo):
+    for module in (encoding, scoring, generation, info, health, v2, demo):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=demo.STATIC_DIR), name="static")
     if settings.cors_origins:

@@ -8,10 +8,22 @@ never silently ignored.
 from typing import Annotated, Literal
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 OutputFormat = Literal["png", "json"]
+PixelMode = Literal["mean", "bernoulli"]
 MAX_SEED = 2**63 - 1
+
+
+def integer_text(value: object) -> object:
+    """Refuse '3.0' for an integer parameter: pydantic's lax mode would read it as 3, which
+    the OpenAPI schema (type integer) calls invalid."""
+    if isinstance(value, str) and "." in value:
+        raise ValueError("must be an integer, without a decimal point")
+    return value
+
+
+QueryInt = Annotated[int, BeforeValidator(integer_text)]
 
 
 class ImageQuery(BaseModel):
@@ -22,25 +34,78 @@ class ImageQuery(BaseModel):
     format: OutputFormat | None = Field(
         None, description="png (default; JSON if Accept asks for it) or json"
     )
-    scale: int = Field(1, ge=1, le=16, description="PNG upscaling factor")
+    scale: QueryInt = Field(1, ge=1, le=16, description="PNG upscaling factor")
 
 
-class SampleQuery(ImageQuery):
-    n: int = Field(16, ge=1, description="number of images (at most VAE_MAX_SAMPLES)")
-    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="same seed, same images")
+class DecodeQuery(ImageQuery):
+    """Decoded images: Bernoulli means, or binary images drawn from them."""
+
+    pixels: PixelMode = Field(
+        "mean",
+        description="mean: pixel probabilities of p(x|z); bernoulli: a binary image drawn "
+        "from p(x|z), reproducible with `seed`",
+    )
+    seed: QueryInt | None = Field(None, ge=0, le=MAX_SEED, description="same seed, same draws")
+
+
+class SampleQuery(DecodeQuery):
+    n: QueryInt = Field(16, ge=1, description="number of images (at most VAE_MAX_SAMPLES)")
     temperature: float = Field(
-        1.0, ge=0, le=10, allow_inf_nan=False, description="z ~ N(0, temperature^2 I)"
+        1.0,
+        ge=0,
+        le=10,
+        allow_inf_nan=False,
+        description="z ~ N(0, temperature^2 I); with `digit`, scales the spread of that "
+        "digit's latent density",
+    )
+    digit: QueryInt | None = Field(
+        None,
+        ge=0,
+        le=9,
+        description="draw z from this digit's density in latent space (a Gaussian mixture "
+        "fitted on mu of the training digits) instead of the prior; models with the "
+        "conditional_sampling capability",
+    )
+
+
+class ReconstructQuery(DecodeQuery):
+    draw: Literal["mean", "z"] = Field(
+        "mean",
+        description="mean: decode the mean of q(z|x); z: decode one draw z ~ q(z|x), "
+        "reproducible with `seed`",
+    )
+
+
+class ScoreQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    k: QueryInt = Field(
+        100, ge=1, description="importance samples for log_likelihood (at most VAE_MAX_SCORE_K)"
     )
 
 
 class InterpolateQuery(ImageQuery):
-    steps: int = Field(
+    steps: QueryInt = Field(
         8,
         ge=2,
         description="points on the line, both ends included (at most VAE_MAX_INTERPOLATION_STEPS)",
     )
 
 
+class InputQuery(BaseModel):
+    """Image routes with JSON results (/encode, /score, /classify): app.media.with_inputs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    include_input: bool = Field(
+        False, description="add `input` to each result: the 28x28 image the encoder saw"
+    )
+
+
 ImageParams = Annotated[ImageQuery, Query()]
+InputParams = Annotated[InputQuery, Query()]
+DecodeParams = Annotated[DecodeQuery, Query()]
 SampleParams = Annotated[SampleQuery, Query()]
+ReconstructParams = Annotated[ReconstructQuery, Query()]
+ScoreParams = Annotated[ScoreQuery, Query()]
 InterpolateParams = Annotated[InterpolateQuery, Query()]

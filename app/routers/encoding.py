@@ -12,8 +12,10 @@ from app.media import (
     read_images,
     read_uploads,
     wants_json,
+    with_inputs,
 )
-from app.queries import ImageParams
+from app.queries import InputParams, ReconstructParams
+from app.sampling import bernoulli_pixels, posterior_draw, seeded
 from app.schemas import ERROR_RESPONSES, EncodeResponse
 
 NUMPY = orjson.OPT_SERIALIZE_NUMPY
@@ -25,11 +27,13 @@ router = APIRouter(tags=["images in"], responses=ERROR_RESPONSES)
     response_model=EncodeResponse | list[EncodeResponse],
     openapi_extra=IMAGE_BODY,
 )
-async def encode(request: Request, model: Model) -> Response:
+async def encode(request: Request, model: Model, query: InputParams) -> Response:
     """Encode one image (or several, as a batch) to the mean and standard deviation of q(z|x).
 
-    Images are made MNIST-like first: greyscale, light backgrounds inverted, the digit fitted
-    into 20x20 and centred in 28x28. A 28x28 image is used as it is.
+    Images are made MNIST-like first (photos too: docs/preprocessing.md): the digit found,
+    white on black, fitted into 20x20 and centred in 28x28; a 28x28 image is used as it is
+    (inverted if its digit is dark). An image without a digit gets 422 `no_digit`.
+    `include_input=true` adds `input`, the 28x28 image the encoder saw.
     """
     x = await read_images(request, model.settings)
     mu, sigma, *kl = await model.encode(x)
@@ -42,6 +46,7 @@ async def encode(request: Request, model: Model) -> Response:
         }
         for i in range(len(x))
     ]
+    results = with_inputs(results, x, query.include_input)
     # Serialised straight from numpy (the hot path); the shape is EncodeResponse's.
     body = results[0] if len(results) == 1 else results
     return Response(orjson.dumps(body, option=NUMPY), media_type="application/json")
@@ -53,16 +58,32 @@ async def encode(request: Request, model: Model) -> Response:
     responses={200: {"content": {"image/png": {}, "application/json": {}}}},
     openapi_extra=IMAGE_BODY,
 )
-async def reconstruct(request: Request, model: Model, query: ImageParams) -> Response:
-    """Reconstruct images through the VAE: decode the mean of q(z|x).
+async def reconstruct(request: Request, model: Model, query: ReconstructParams) -> Response:
+    """Reconstruct images through the VAE: decode the mean of q(z|x) (or a draw z ~ q(z|x)
+    with draw=z; binary pixels ~ p(x|z) with pixels=bernoulli; both seeded).
 
     PNG by default (a grid for several images); JSON with `format=json` also returns the
-    preprocessed input that the encoder saw.
+    preprocessed `inputs` that the encoder saw and `mu` and `sigma` of q(z|x).
     """
     blobs = await read_uploads(request, model.settings)
     limits.check_output(len(blobs), query.scale, model.settings)
     x = await decode_images(request, blobs, model.settings)
-    images = await model.reconstruct(x)
-    if wants_json(request, query.format):
-        return await image_response(request, images, True, query.scale, inputs=x[:, 0])
-    return await image_response(request, images, False, query.scale)
+    as_json = wants_json(request, query.format)
+    stochastic = query.draw == "z" or query.pixels == "bernoulli"
+    generator, seed = seeded(query.seed) if stochastic else (None, None)
+    if query.draw == "mean" and not as_json:
+        images = await model.reconstruct(x)  # one model call
+    else:
+        mu, sigma, *_ = await model.encode(x)
+        z = posterior_draw(mu, sigma, generator) if query.draw == "z" else mu
+        images = await model.decode(z)
+    if query.pixels == "bernoulli":
+        images = bernoulli_pixels(images, generator)
+    if not as_json:
+        return await image_response(request, images, False, query.scale, seed=seed)
+    drawn = {"z": z} if query.draw == "z" else {}
+    # mu and sigma are views of one (N, 2D) output: orjson needs contiguous arrays
+    mu, sigma = mu.contiguous(), sigma.contiguous()
+    return await image_response(
+        request, images, True, query.scale, inputs=x[:, 0], mu=mu, sigma=sigma, seed=seed, **drawn
+    )

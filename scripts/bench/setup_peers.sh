@@ -5,6 +5,9 @@
 #   bash scripts/bench/setup_peers.sh              # every peer (a few minutes each)
 #   bash scripts/bench/setup_peers.sh ray          # one
 #   LOCK=1 bash scripts/bench/setup_peers.sh       # re-resolve, rewrite scripts/bench/peers/*.lock
+#   PROJECT_PYTHON=/path/to/venv/bin/python ...    # the project venv, if not .venv
+#
+# Run LOCK=1 after the project's dependencies change (a lock then disagrees with them).
 #
 # torch==2.13.0 goes in first, exactly pinned, so that no peer pulls a CUDA build; then the
 # framework at its exact version with the project's runtime dependencies (the servers run
@@ -19,12 +22,12 @@ declare -A FRAMEWORK=(
     [bentoml]="bentoml==1.4.40"
     [ray]="ray[serve]==2.60.0"
 )
-# The project's own runtime dependencies (app.imaging imports app.errors, app.limits,
-# app.settings...: whatever it needs), resolved together with the framework's pins; the
-# image stack at the project venv's versions, so that every system decodes and encodes alike
-mapfile -t PROJECT < <("$PYTHON" -c \
-    'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))')
-IMAGING=(numpy==2.4.6 pillow==13.0.0 isal==1.9.1 orjson==3.13.0 "${PROJECT[@]}")
+# The project's own runtime dependencies (app.imaging imports app.digits, app.limits,
+# app.settings...: whatever it needs), each at the version of the project's venv, so that every
+# system decodes, preprocesses and encodes with the same libraries
+PROJECT_PYTHON="${PROJECT_PYTHON:-.venv/bin/python}"
+[ -x "$PROJECT_PYTHON" ] || { echo "no $PROJECT_PYTHON: set PROJECT_PYTHON to the project venv's python" >&2; exit 2; }
+mapfile -t PROJECT < <("$PROJECT_PYTHON" scripts/bench/peers/requirements.py)
 
 setup() {
     local peer=$1 venv=.venv-bench/$1 lock=scripts/bench/peers/$1.lock
@@ -32,7 +35,7 @@ setup() {
     local constraints=()
     if [ -z "${LOCK:-}" ] && [ -f "$lock" ]; then constraints=(-c "$lock"); fi
     "$venv/bin/pip" install "${PIP[@]}" "${constraints[@]}" torch==2.13.0
-    "$venv/bin/pip" install "${PIP[@]}" "${constraints[@]}" "${FRAMEWORK[$peer]}" "${IMAGING[@]}"
+    "$venv/bin/pip" install "${PIP[@]}" "${constraints[@]}" "${FRAMEWORK[$peer]}" "${PROJECT[@]}"
     if [ -n "${LOCK:-}" ] || [ ! -f "$lock" ]; then
         "$venv/bin/pip" freeze --exclude-editable >"$lock"
     fi

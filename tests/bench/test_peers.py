@@ -49,7 +49,7 @@ def test_every_workload_is_addressed_on_loopback(kind: str) -> None:
     system = next(s for s in SYSTEMS if s.kind == kind)
     server = procs.Server(None, "http://127.0.0.1:1", Path("log"), 0.0)  # type: ignore[arg-type]
     running = servers.Running(system, server, "/")
-    for workload in WORKLOADS:
+    for workload in (w for w in WORKLOADS if not w.vae_serve_only):
         method, url, headers = running.request(workload)
         assert url.startswith("http://127.0.0.1:1/")
         if kind == "litserve":  # one POST endpoint, the operation in headers

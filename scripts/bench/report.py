@@ -86,6 +86,7 @@ LABELS = {
     "inprocess": "in-process limit",
     "inprocess-batched": "in-process, batched by c",
 }
+COLOURS = plt.get_cmap("tab20").colors  # 20: more systems than matplotlib's default 10
 WORKLOAD_LABELS = {
     "sample16": "`GET /sample?n=16`",
     "sample1": "`GET /sample?n=1`",
@@ -304,6 +305,7 @@ def plots(results: dict, out: Path) -> None:
     width = 4 * max(1, len(f.workloads))
     fig, axes = plt.subplots(1, len(f.workloads), figsize=(width, 3.6), squeeze=False)
     for ax, workload in zip(axes[0], f.workloads, strict=True):
+        ax.set_prop_cycle(color=COLOURS)  # one colour per system, the same in every panel
         for system in f.systems:
             xs = [c for c in f.concurrency if f.get(system, workload, "rps", c) is not None]
             ax.plot(xs, [f.get(system, workload, "rps", c) for c in xs], marker="o", label=system)
@@ -314,6 +316,7 @@ def plots(results: dict, out: Path) -> None:
     fig.savefig(out / "throughput.png", dpi=110)
     fig, axes = plt.subplots(1, len(f.workloads), figsize=(width, 3.6), squeeze=False)
     for ax, workload in zip(axes[0], f.workloads, strict=True):
+        ax.set_prop_cycle(color=COLOURS)  # one colour per system, the same in every panel
         for system in f.systems:
             cdf = f.get(system, workload, "cdf_ms")
             if cdf:

@@ -12,12 +12,12 @@ PIP=(--quiet --disable-pip-version-check)
 # shellcheck disable=SC1091
 source .venv/bin/activate
 pip install "${PIP[@]}" torch==2.13.0  # the exact pin first: never a CUDA build by accident
-pip install "${PIP[@]}" -e '.[dev]'
+pip install "${PIP[@]}" -c constraints-dev.txt -e '.[dev]'  # dev tools at exact versions
 
 if [ "$(id -u)" = 0 ]; then
     for tools in .ci/*-tools.sh; do bash "$tools"; done
 else
-    echo "not root: skipping system tools (tests needing them are skipped outside CI)"
+    echo "not root: system tools not installed (their tests skip, or fail when CI=true)"
 fi
 
 ruff check .

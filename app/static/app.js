@@ -253,7 +253,7 @@ async function interpolate() {
   if (!state.a || !state.b) return;
   const steps = Number($("steps").value);
   const data = await guarded(() =>
-    postJSON("/interpolate?format=json", { z_start: state.a.z, z_end: state.b.z, steps }),
+    postJSON(`/interpolate?format=json&steps=${steps}`, { z_start: state.a.z, z_end: state.b.z }),
   );
   if (!data) return;
   $("strip").replaceChildren(...data.images.map((png, i) => digitImage(pngSrc(png), `step ${i + 1}`)));

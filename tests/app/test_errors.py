@@ -9,18 +9,9 @@ import pytest
 from PIL import Image
 
 from tests.conftest import png_bytes
+from tests.helpers import assert_error
 
 LATENT = 4
-
-
-def assert_error(r, status: int, code: str | None = None) -> dict:
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert set(body) == {"error", "detail"} and body["detail"]
-    if code:
-        assert body["error"] == code
-    assert "Traceback" not in r.text
-    return body
 
 
 def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:

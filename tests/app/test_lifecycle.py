@@ -13,6 +13,7 @@ from app.main import create_app
 from app.settings import Settings
 from model import artifact
 from model.export import REQUIRED_METHODS as EXPORTED_METHODS
+from tests.helpers import free_port
 
 
 def test_service_requires_only_what_export_provides():
@@ -73,7 +74,7 @@ def test_cuda_requested_without_cuda_fails(tiny_model_file):
 
 def test_server_process_exits_nonzero_with_one_clear_line(bad_models):
     path, message = bad_models["corrupt"]
-    env = {"VAE_MODEL_PATH": str(path), "VAE_PORT": "8799", "PATH": "/usr/bin:/bin"}
+    env = {"VAE_MODEL_PATH": str(path), "VAE_PORT": str(free_port()), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
         [sys.executable, "-m", "app.cli"], env=env, capture_output=True, text=True, timeout=60
     )

@@ -8,10 +8,8 @@ except in CI (CI=true), where they fail: .ci/browser-tools.sh installs both.
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import free_port, unavailable, wait_ready
 
 READY_TIMEOUT_S = 60
 
@@ -29,32 +29,12 @@ class Server:
     latent_dim: int
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def get_json(url: str) -> tuple[int, dict]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             return response.status, json.load(response)
     except urllib.error.HTTPError as e:
         return e.code, {}
-
-
-def wait_ready(process: subprocess.Popen, url: str, log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"vae-serve exited with {process.returncode}:\n{log.read_text()[-2000:]}")
-        try:
-            if get_json(url + "/readyz")[0] == 200:
-                return
-        except OSError:
-            pass  # not listening yet
-        time.sleep(0.2)
-    pytest.fail(f"vae-serve not ready after {READY_TIMEOUT_S}s:\n{log.read_text()[-2000:]}")
 
 
 @pytest.fixture(scope="session")
@@ -77,17 +57,11 @@ def server(tiny_model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> I
             [sys.executable, "-m", "app.cli"], env=env, stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        wait_ready(process, url, log)
+        wait_ready(url, process, READY_TIMEOUT_S, output=lambda: log.read_text()[-2000:])
         yield Server(url, get_json(url + "/model")[1]["latent_dim"])
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-def unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI must run the browser tests: see .ci/browser-tools.sh)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")  # its event loop must stop before other tests run asyncio

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from tests.reliability.conftest import LATENT, assert_error
+from tests.helpers import assert_error
+from tests.reliability.conftest import LATENT
 
 KEY = "s3cret-key"
 Z = [0.0] * LATENT

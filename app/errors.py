@@ -1,4 +1,8 @@
-"""One error shape for every failure: {"error": code, "detail": message}, never a stack trace."""
+"""One error shape for every failure: {"error": code, "detail": message}, never a stack trace.
+
+Under /v2 the Open Inference Protocol fixes the shape to {"error": message}: its clients
+(tritonclient, KServe's) read that field and show it; the code still labels the metrics.
+"""
 
 import logging
 from collections.abc import Mapping, Sequence
@@ -23,8 +27,13 @@ class APIError(Exception):
         self.status, self.code, self.detail, self.headers = status, code, detail, headers
 
 
-def error_response(status: int, code: str, detail: str, headers=None) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+def is_v2(path: str) -> bool:
+    return path == "/v2" or path.startswith("/v2/")
+
+
+def error_response(status: int, code: str, detail: str, headers=None, path="") -> JSONResponse:
+    body = {"error": detail} if is_v2(path) else {"error": code, "detail": detail}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def overloaded(detail: str) -> APIError:
@@ -56,26 +65,28 @@ def describe_errors(errors: Sequence[Mapping], prefix: str = "") -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
-    async def api_error(_: Request, exc: APIError) -> JSONResponse:
+    async def api_error(request: Request, exc: APIError) -> JSONResponse:
         metrics.FAILURES.labels(exc.code).inc()
-        return error_response(exc.status, exc.code, exc.detail, exc.headers)
+        return error_response(exc.status, exc.code, exc.detail, exc.headers, request.url.path)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         metrics.FAILURES.labels("invalid_parameters").inc()
-        return error_response(422, "invalid_parameters", describe_errors(exc.errors()))
+        detail = describe_errors(exc.errors())
+        return error_response(422, "invalid_parameters", detail, path=request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.detail == FASTAPI_BODY_PARSE_ERROR:
             # FastAPI answers 422 for malformed JSON but 400 when the parser itself gives up
             # (e.g. RecursionError on deeply nested arrays): the same client error, one status.
             metrics.FAILURES.labels("invalid_parameters").inc()
-            return error_response(422, "invalid_parameters", "the JSON body cannot be parsed")
+            detail = "the JSON body cannot be parsed"
+            return error_response(422, "invalid_parameters", detail, path=request.url.path)
         code = HTTP_CODES.get(exc.status_code, "http_error")
         metrics.FAILURES.labels(code).inc()
         detail = exc.detail if isinstance(exc.detail, str) else code
-        return error_response(exc.status_code, code, detail, exc.headers)
+        return error_response(exc.status_code, code, detail, exc.headers, request.url.path)
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -88,4 +99,5 @@ def install_error_handlers(app: FastAPI) -> None:
             extra={"request_id": getattr(request.state, "request_id", None)},
         )
         metrics.FAILURES.labels("internal_error").inc()
-        return error_response(500, "internal_error", "the server failed to handle this request")
+        detail = "the server failed to handle this request"
+        return error_response(500, "internal_error", detail, path=request.url.path)

@@ -19,7 +19,7 @@ from app.errors import install_error_handlers
 from app.inference import ModelLoadError, ModelService
 from app.logs import AccessLog, configure_logging
 from app.middleware import RequestContextMiddleware
-from app.routers import demo, encoding, generation, health, info
+from app.routers import demo, encoding, generation, health, info, v2
 from app.settings import Settings, get_settings
 
 log = logging.getLogger("app")
@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ready = False
     app.state.draining = False
     install_error_handlers(app)
-    for module in (encoding, generation, info, health, demo):
+    for module in (encoding, generation, info, health, v2, demo):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=demo.STATIC_DIR), name="static")
     if settings.cors_origins:
@@ -106,8 +106,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "X-API-Key", "Authorization", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "X-Seed"],
+            allow_headers=[
+                "Content-Type",
+                "X-API-Key",
+                "Authorization",
+                "X-Request-ID",
+                "Inference-Header-Content-Length",
+            ],
+            expose_headers=["X-Request-ID", "X-Seed", "Inference-Header-Content-Length"],
         )
     logs_requests = settings.access_log and settings.log_level.upper() in ("DEBUG", "INFO")
     app.add_middleware(

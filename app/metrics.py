@@ -20,13 +20,14 @@ from prometheus_client import (
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
-REQUESTS = Counter(
-    "vae_http_requests_total", "HTTP requests answered", ["route", "method", "status"]
-)
+# protocol: "rest" or "v2" (the Open Inference Protocol under /v2). Model calls carry no
+# protocol label: one batch may hold rows from both.
+HTTP_LABELS = ["route", "method", "status", "protocol"]
+REQUESTS = Counter("vae_http_requests_total", "HTTP requests answered", HTTP_LABELS)
 REQUEST_DURATION = Histogram(
     "vae_http_request_duration_seconds",
     "Time from request received to response sent",
-    ["route", "method", "status"],
+    HTTP_LABELS,
     buckets=LATENCY_BUCKETS,
 )
 INFERENCE_DURATION = Histogram(

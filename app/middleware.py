@@ -14,7 +14,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import limits, metrics
-from app.errors import error_response
+from app.errors import error_response, is_v2
 from app.logs import AccessLog
 
 error_log = logging.getLogger("app.errors")
@@ -81,7 +81,9 @@ class RequestContextMiddleware:
                 kind = limits.JSON_BYTES if is_json else limits.BODY_BYTES
                 e = kind.error(too_large.args[0], limit)
                 metrics.FAILURES.labels(e.code).inc()
-                await error_response(e.status, e.code, e.detail)(scope, receive, send_with_id)
+                await error_response(e.status, e.code, e.detail, path=scope["path"])(
+                    scope, receive, send_with_id
+                )
         except Exception as e:
             error_log.error(
                 "unhandled %s on %s %s: %s",
@@ -94,7 +96,8 @@ class RequestContextMiddleware:
             if not response_started:
                 metrics.FAILURES.labels("internal_error").inc()
                 detail = "the server failed to handle this request"
-                await error_response(500, "internal_error", detail)(scope, receive, send_with_id)
+                response = error_response(500, "internal_error", detail, path=scope["path"])
+                await response(scope, receive, send_with_id)
         finally:
             metrics.IN_FLIGHT.dec()
             self.record(scope, status, time.perf_counter() - started, request_id)
@@ -102,7 +105,8 @@ class RequestContextMiddleware:
     def record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
         route = scope.get("route")
         template = getattr(route, "path", None) or "<unmatched>"  # bounded label values only
-        labels = (template, scope["method"], str(status))
+        protocol = "v2" if is_v2(scope["path"]) else "rest"
+        labels = (template, scope["method"], str(status), protocol)
         metrics.REQUESTS.labels(*labels).inc()
         metrics.REQUEST_DURATION.labels(*labels).observe(seconds)
         if self.access_log is not None:

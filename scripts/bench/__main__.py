@@ -5,6 +5,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from model import artifact
 from scripts.bench.config import SYSTEM_NAMES, WORKLOAD_NAMES, make_plan
 from scripts.bench.inputs import SHIPPED_MODEL, resolve_model, write_bodies
 from scripts.bench.report import write_all
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="vae-bench-"))  # kept after the run
     workdir.mkdir(parents=True, exist_ok=True)
     model = resolve_model(args.model or ("tiny" if args.quick else str(SHIPPED_MODEL)), workdir)
-    results = run(plan, model, write_bodies(workdir), workdir, args.pin)
+    latent_dim = int(artifact.load(model)[0].latent_dim)
+    results = run(plan, model, write_bodies(workdir, latent_dim), workdir, args.pin)
     results["meta"]["workdir"] = str(workdir)
     print(write_all(results, args.out))
     sys.exit(1 if results["failures"] and args.quick else 0)

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field, replace
 
+from scripts.bench.v2 import DECODER, ENCODER, MULTIPART
+
 
 @dataclass(frozen=True)
 class Workload:
@@ -12,14 +14,29 @@ class Workload:
     path: str  # vae-serve and the naive app; TorchServe gets TORCHSERVE_PATHS[name]
     body: str | None = None  # key of an input file (see inputs.py)
     content_type: str | None = None
+    response_type: str | None = None  # default: JSON for /encode, PNG otherwise
+    vae_serve_only: bool = False  # only the default vae-serve system runs it (not in-process)
 
 
+OCTETS = "application/octet-stream"
 WORKLOADS = (
     Workload("sample16", "GET", "/sample?n=16"),
     Workload("sample1", "GET", "/sample?n=1"),
     Workload("encode28", "POST", "/encode", "digit_png", "image/png"),
     Workload("encode_photo", "POST", "/encode", "photo_jpg", "image/jpeg"),
     Workload("reconstruct", "POST", "/reconstruct", "digit_png", "image/png"),
+    # The Open Inference Protocol (scripts/bench/v2.py) and the REST batches it is held to
+    *(
+        Workload(name, "POST", path, body, kind, answer, vae_serve_only=True)
+        for name, path, body, kind, answer in (
+            ("encode64", "/encode", "digits64_multipart", MULTIPART, "application/json"),
+            ("decode16", "/decode", "z16_json", "application/json", "image/png"),
+            ("v2_encode1_json", ENCODER, "v2_digit_json", "application/json", "application/json"),
+            ("v2_encode1_bin", ENCODER, "v2_digit_bin", OCTETS, OCTETS),
+            ("v2_encode64_bin", ENCODER, "v2_digits64_bin", OCTETS, OCTETS),
+            ("v2_decode16_bin", DECODER, "v2_z16_bin", OCTETS, OCTETS),
+        )
+    ),
 )
 WORKLOAD_NAMES = tuple(w.name for w in WORKLOADS)
 

@@ -1,7 +1,8 @@
 """The model file and the request bodies every system is given.
 
 Bodies: one MNIST test digit as a 28x28 PNG, and the same digit as a 640x480 photo-like
-JPEG (dark ink scaled up onto a light, noisy, unevenly lit background).
+JPEG (dark ink scaled up onto a light, noisy, unevenly lit background); plus the batches
+and Open Inference Protocol bodies of scripts/bench/v2.py.
 """
 
 import io
@@ -15,6 +16,7 @@ from PIL import Image
 from model.data import load_mnist
 from model.export import build_card, export
 from model.vae import VAE, VAEConfig
+from scripts.bench.v2 import write_v2_bodies
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_MODEL = ROOT / "model" / "vae_mnist.pt"
@@ -70,7 +72,7 @@ def encoded(image: Image.Image, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def write_bodies(workdir: Path) -> dict[str, Path]:
+def write_bodies(workdir: Path, latent_dim: int) -> dict[str, Path]:
     """The request bodies as files (the load generator reads them): key -> path."""
     digit = digit_pixels()
     bodies = {
@@ -81,4 +83,6 @@ def write_bodies(workdir: Path) -> dict[str, Path]:
     for key, data in bodies.items():
         paths[key] = workdir / f"{key}.{key.rsplit('_', 1)[1]}"
         paths[key].write_bytes(data)
-    return paths
+    digits = load_mnist("test", MNIST_DIR)[0][:64]
+    pngs = [encoded(Image.fromarray(d, mode="L"), "PNG") for d in digits]
+    return {**paths, **write_v2_bodies(workdir, digits, pngs, latent_dim)}

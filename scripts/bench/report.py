@@ -51,6 +51,11 @@ class Figures:
         x, y = self.get(a, workload, key, c), self.get(b, workload, key, c)
         return round(x / y, 2) if x is not None and y else None
 
+    def ratio_of(self, a: str, b: str, system: str = "vae-serve") -> float | None:
+        """req/s of workload a / workload b on one system (same rows per request)."""
+        x, y = self.get(system, a, "rps"), self.get(system, b, "rps")
+        return round(x / y, 2) if x is not None and y else None
+
 
 def target(name: str, value: float | None, goal: str, unit: str, c: int) -> dict:
     """One target: `goal` is '>= 3' or '<= 20'; met is None when the value was not measured."""
@@ -94,6 +99,20 @@ def targets(f: Figures) -> list[dict]:
             "encode 28x28 req/s, vae-serve / TorchServe",
             f.ratio("vae-serve", "torchserve", "encode28"),
             ">= 2",
+            "x",
+            c,
+        ),
+        target(
+            "v2 binary infer of 1 digit req/s / POST /encode (28x28 PNG)",
+            f.ratio_of("v2_encode1_bin", "encode28"),
+            ">= 0.9",
+            "x",
+            c,
+        ),
+        target(
+            "v2 binary infer of 64 digits images/s / POST /encode of 64 PNGs",
+            f.ratio_of("v2_encode64_bin", "encode64"),
+            ">= 5",
             "x",
             c,
         ),

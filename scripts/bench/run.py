@@ -13,6 +13,7 @@ from model import artifact
 from scripts.bench import inprocess, loadgen, procs, servers
 from scripts.bench.config import SYSTEMS, WORKLOADS, Plan, System, Workload
 from scripts.bench.stats import median_of_repeats
+from scripts.bench.v2 import extra_headers
 
 READY_TIMEOUT_S = 120.0
 
@@ -38,6 +39,8 @@ def run_inprocess(plan: Plan, model: Path, bodies: dict[str, Path], cpus: str | 
     points = []
     try:
         for workload in selected(WORKLOADS, plan.workloads):
+            if workload.vae_serve_only:
+                continue
             body = bodies[workload.body].read_bytes() if workload.body else None
             turns = [("inprocess", 1, plan.concurrency)]  # one figure, drawn at every c
             turns += [("inprocess-batched", c, (c,)) for c in plan.concurrency if c > 1]
@@ -63,28 +66,38 @@ def selected(items, names: tuple[str, ...]) -> list:
     return [item for item in items if item.name in names]
 
 
-def verify(running: servers.Running, workload: Workload, body: Path | None) -> None:
-    """One request by hand: a 200 with the expected kind of response, before any load."""
+def request_of(
+    running: servers.Running, workload: Workload, body: Path | None
+) -> tuple[str, dict[str, str]]:
+    """URL and headers of one request of `workload` (with those written beside its body)."""
     url, headers = running.request(workload)
     if workload.content_type:
         headers = {**headers, "Content-Type": workload.content_type}
+    return url, {**headers, **extra_headers(body)}
+
+
+def verify(running: servers.Running, workload: Workload, body: Path | None) -> None:
+    """One request by hand: a 200 with the expected kind of response, before any load."""
+    url, headers = request_of(running, workload, body)
     content = body.read_bytes() if body else None
     response = httpx.request(workload.method, url, headers=headers, content=content, timeout=60)
     kind = response.headers.get("content-type", "")
-    expected = "application/json" if workload.path == "/encode" else "image/png"
+    default = "application/json" if workload.path == "/encode" else "image/png"
+    expected = workload.response_type or default
     if response.status_code != 200 or not kind.startswith(expected):
         raise RuntimeError(f"{workload.name}: {response.status_code} {kind}: {response.text[:300]}")
-    if expected == "application/json" and not {"mu", "sigma"} <= response.json().keys():
-        raise RuntimeError(f"{workload.name}: no mu/sigma in {response.text[:300]}")
+    if workload.path == "/encode":
+        answer = response.json()
+        first = answer[0] if isinstance(answer, list) else answer
+        if not {"mu", "sigma"} <= first.keys():
+            raise RuntimeError(f"{workload.name}: no mu/sigma in {response.text[:300]}")
 
 
 def load_point(
     plan: Plan, running: servers.Running, workload: Workload, body: Path | None, c: int, cpus
 ) -> dict:
     """Warm-up, then `plan.repeats` measured wrk runs with the server's CPU and RSS."""
-    url, headers = running.request(workload)
-    if workload.content_type:
-        headers = {**headers, "Content-Type": workload.content_type}
+    url, headers = request_of(running, workload, body)
 
     def wrk(seconds: int) -> dict:
         return loadgen.run_wrk(
@@ -138,6 +151,8 @@ def run_system(
     points = []
     try:
         for workload in selected(WORKLOADS, plan.workloads):
+            if workload.vae_serve_only and system.name != "vae-serve":
+                continue
             body = bodies[workload.body] if workload.body else None
             verify(running, workload, body)
             for c in plan.concurrency:

@@ -89,9 +89,9 @@ def test_metrics_show_the_expected_series(client, digit_png):
     client.get("/sample?n=0")
     text = client.get("/metrics").text
     for series in (
-        'vae_http_requests_total{method="GET",route="/sample",status="200"}',
-        'vae_http_requests_total{method="GET",route="/sample",status="422"}',
-        'vae_http_request_duration_seconds_bucket{le="0.005",method="POST",route="/encode"',
+        'vae_http_requests_total{method="GET",protocol="rest",route="/sample",status="200"}',
+        'vae_http_requests_total{method="GET",protocol="rest",route="/sample",status="422"}',
+        'vae_http_request_duration_seconds_bucket{le="0.005",method="POST",protocol="rest",route="/encode"',
         'vae_inference_duration_seconds_count{method="decode"}',
         'vae_batch_size_bucket{le="4.0",method="decode"}',
         "vae_queue_depth ",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.bench.config import WORKLOAD_NAMES
+from scripts.bench.config import WORKLOADS
 from tests.helpers import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,10 +34,11 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     assert {"meta", "points", "cold_start_s", "failures", "targets"} <= results.keys()
     assert results["failures"] == {}
     measured = {(p["system"], p["workload"], p["concurrency"]): p for p in results["points"]}
-    for system in ("inprocess", "vae-serve"):
-        for workload in WORKLOAD_NAMES:
+    for workload in WORKLOADS:
+        systems = ("vae-serve",) if workload.vae_serve_only else ("inprocess", "vae-serve")
+        for system in systems:
             for c in (1, 4):
-                point = measured[(system, workload, c)]
+                point = measured[(system, workload.name, c)]
                 assert point["rps"] > 0, point
                 assert point["p99_ms"] > 0, point
                 assert {"p50_ms", "p95_ms", "errors", "cpu_percent"} <= point.keys()

@@ -1,6 +1,5 @@
 """Images in: encode to q(z|x), and reconstruct."""
 
-import orjson
 from fastapi import APIRouter, Request, Response
 
 from app import limits
@@ -13,10 +12,9 @@ from app.media import (
     read_uploads,
     wants_json,
 )
-from app.queries import ImageParams
+from app.queries import ImageQuery, as_openapi, parse_query
 from app.schemas import ERROR_RESPONSES, EncodeResponse
 
-NUMPY = orjson.OPT_SERIALIZE_NUMPY
 router = APIRouter(tags=["images in"], responses=ERROR_RESPONSES)
 
 
@@ -25,7 +23,7 @@ router = APIRouter(tags=["images in"], responses=ERROR_RESPONSES)
     response_model=EncodeResponse | list[EncodeResponse],
     openapi_extra=IMAGE_BODY,
 )
-async def encode(request: Request, model: Model) -> Response:
+async def encode(request: Request, model: Model) -> dict | list[dict]:
     """Encode one image (or several, as a batch) to the mean and standard deviation of q(z|x).
 
     Images are made MNIST-like first: greyscale, light backgrounds inverted, the digit fitted
@@ -33,32 +31,30 @@ async def encode(request: Request, model: Model) -> Response:
     """
     x = await read_images(request, model.settings)
     mu, sigma, *kl = await model.encode(x)
+    # Validated and serialised by FastAPI from the response model: +21 us per request against
+    # orjson straight from numpy (92.7 vs 71.2 us for the route alone, min of 40 alternating
+    # rounds on a busy machine), ~3.5 % of a whole encode request there, within the 5 %.
+    kls = kl[0].tolist() if kl else [None] * len(x)
     results = [
-        {
-            "mu": mu[i].numpy(),
-            "sigma": sigma[i].numpy(),
-            "latent_dim": model.latent_dim,
-            "kl": kl[0][i].item() if kl else None,
-        }
-        for i in range(len(x))
+        {"mu": m, "sigma": s, "latent_dim": model.latent_dim, "kl": k}
+        for m, s, k in zip(mu.tolist(), sigma.tolist(), kls, strict=True)
     ]
-    # Serialised straight from numpy (the hot path); the shape is EncodeResponse's.
-    body = results[0] if len(results) == 1 else results
-    return Response(orjson.dumps(body, option=NUMPY), media_type="application/json")
+    return results[0] if len(results) == 1 else results
 
 
 @router.post(
     "/reconstruct",
     response_class=Response,
     responses={200: {"content": {"image/png": {}, "application/json": {}}}},
-    openapi_extra=IMAGE_BODY,
+    openapi_extra={**IMAGE_BODY, **as_openapi(ImageQuery)},
 )
-async def reconstruct(request: Request, model: Model, query: ImageParams) -> Response:
+async def reconstruct(request: Request, model: Model) -> Response:
     """Reconstruct images through the VAE: decode the mean of q(z|x).
 
     PNG by default (a grid for several images); JSON with `format=json` also returns the
     preprocessed input that the encoder saw.
     """
+    query = parse_query(request, ImageQuery)
     blobs = await read_uploads(request, model.settings)
     limits.check_output(len(blobs), query.scale, model.settings)
     x = await decode_images(request, blobs, model.settings)

@@ -10,7 +10,7 @@ from app import limits
 from app.dependencies import Model
 from app.errors import APIError, describe_errors
 from app.media import decode_images, image_form, image_response, read_uploads, wants_json
-from app.queries import ImageParams, InterpolateParams, SampleParams
+from app.queries import ImageQuery, InterpolateQuery, SampleQuery, as_openapi, parse_query
 from app.schemas import ERROR_RESPONSES, DecodeRequest, InterpolateRequest
 
 router = APIRouter(tags=["images out"], responses=ERROR_RESPONSES)
@@ -33,12 +33,12 @@ def latent_tensor(rows: list[list[float]], latent_dim: int) -> torch.Tensor:
     "/decode",
     response_class=Response,
     responses=IMAGE_CONTENT,
+    openapi_extra=as_openapi(ImageQuery),
 )
-async def decode(
-    body: DecodeRequest, request: Request, model: Model, query: ImageParams
-) -> Response:
+async def decode(body: DecodeRequest, request: Request, model: Model) -> Response:
     """Decode latent vectors to images (Bernoulli means). One vector gives one 28x28 PNG,
     several give a grid."""
+    query = parse_query(request, ImageQuery)
     rows = body.z if body.z and isinstance(body.z[0], list) else [body.z]
     limits.VECTORS.check(len(rows), model.settings)
     limits.check_output(len(rows), query.scale, model.settings)
@@ -51,10 +51,12 @@ async def decode(
     "/sample",
     response_class=Response,
     responses=IMAGE_CONTENT,
+    openapi_extra=as_openapi(SampleQuery),
 )
-async def sample(request: Request, model: Model, query: SampleParams) -> Response:
+async def sample(request: Request, model: Model) -> Response:
     """Draw n images from the prior: z ~ N(0, temperature^2 I), decoded. The seed used is
     returned (X-Seed header, or `seed` in JSON) so any result can be reproduced."""
+    query = parse_query(request, SampleQuery)
     limits.VECTORS.check(query.n, model.settings)
     limits.check_output(query.n, query.scale, model.settings)
     seed = secrets.randbits(63) if query.seed is None else query.seed
@@ -70,6 +72,7 @@ async def sample(request: Request, model: Model, query: SampleParams) -> Respons
     response_class=Response,
     responses=IMAGE_CONTENT,
     openapi_extra={
+        **as_openapi(InterpolateQuery),
         "requestBody": {
             "required": True,
             "content": {
@@ -81,9 +84,10 @@ async def sample(request: Request, model: Model, query: SampleParams) -> Respons
         },
     },
 )
-async def interpolate(request: Request, model: Model, query: InterpolateParams) -> Response:
+async def interpolate(request: Request, model: Model) -> Response:
     """Decode the straight line between two latent points (PNG: one strip): two z vectors
     (JSON) or the means of q(z|x) of two uploaded images (multipart, field `file` twice)."""
+    query = parse_query(request, InterpolateQuery)
     steps = query.steps
     limits.STEPS.check(steps, model.settings)
     limits.check_output(steps, query.scale, model.settings)

@@ -68,12 +68,14 @@ def test_operations_routes_stay_open(keyed, path):
 def test_no_route_lists_a_key_route_as_open(keyed):
     """Every operation in the schema except the operations ones is guarded."""
     schema = keyed.get("/openapi.json").json()
-    open_paths = {"/healthz", "/readyz", "/metrics"}
+    open_paths = {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"}
     for path, operations in schema["paths"].items():
         for method in operations:
             response = keyed.request(method.upper(), path)
             if path in open_paths:
                 assert response.status_code == 200
+            elif path.startswith("/v2"):  # the Open Inference Protocol's error shape
+                assert response.status_code == 401 and "error" in response.json()
             else:
                 assert_error(response, 401, "unauthorized")
 

@@ -9,7 +9,14 @@ from pydantic import ValidationError
 from app import limits
 from app.dependencies import Model
 from app.errors import APIError, describe_errors
-from app.media import decode_images, image_form, image_response, read_uploads, wants_json
+from app.media import (
+    decode_images,
+    image_form,
+    image_response,
+    parsed_as_json,
+    read_uploads,
+    wants_json,
+)
 from app.queries import ImageQuery, InterpolateQuery, SampleQuery, as_openapi, parse_query
 from app.schemas import ERROR_RESPONSES, DecodeRequest, InterpolateRequest
 
@@ -100,8 +107,7 @@ async def interpolate(request: Request, model: Model) -> Response:
 
 
 async def interpolation_ends(request: Request, model: Model) -> tuple[torch.Tensor, torch.Tensor]:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "application/json":
+    if parsed_as_json(request.headers.get("content-type", "").encode("latin-1")):
         try:
             body = InterpolateRequest.model_validate_json(await request.body())
         except ValidationError as e:

@@ -31,3 +31,13 @@ async def prometheus_metrics() -> Response:
     """Prometheus text exposition."""
     body, content_type = exposition()
     return Response(body, media_type=content_type)
+
+
+# HEAD as well as GET (load balancers and uptime checks probe with HEAD); kept out of the
+# OpenAPI schema, where it would repeat the GET operations.
+for path, endpoint in (
+    ("/healthz", healthz),
+    ("/readyz", readyz),
+    ("/metrics", prometheus_metrics),
+):
+    router.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)

@@ -191,8 +191,8 @@ def test_a_batch_is_one_model_call(client):
         line = next(line for line in text.splitlines() if line.startswith(series))
         return float(line.split()[-1])
 
-    calls = 'vae_batch_size_count{method="encode"}'
-    rows = 'vae_batch_size_sum{method="encode"}'
+    calls = 'vae_batch_size_count{operation="encode"}'
+    rows = 'vae_batch_size_sum{operation="encode"}'
     assert sample(after, calls) - sample(before, calls) == 1
     assert sample(after, rows) - sample(before, rows) == 64
 

@@ -13,6 +13,7 @@ import anyio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from app import metrics
 from app.errors import install_error_handlers
@@ -87,7 +88,9 @@ async def lifespan(app: FastAPI):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc with their scripts and styles served by the service itself
+    # (fastapi-offline bundles them), so the API pages work without internet access.
+    app = FastAPIOffline(
         title="vae-serve",
         version="1.0.0",
         summary="A variational autoencoder for MNIST digits: encode, decode, sample, reconstruct.",

@@ -20,6 +20,7 @@ from app.errors import install_error_handlers
 from app.inference import ModelLoadError, ModelService
 from app.logs import AccessLog, configure_logging
 from app.middleware import RequestContextMiddleware
+from app.openapi import openapi_schema
 from app.routers import demo, encoding, generation, health, info, v2
 from app.settings import Settings, get_settings
 
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.model = None
     app.state.ready = False
     app.state.draining = False
+    app.openapi = lambda: openapi_schema(app)
     install_error_handlers(app)
     for module in (encoding, generation, info, health, v2, demo):
         app.include_router(module.router)

@@ -13,7 +13,7 @@ from app.media import (
     wants_json,
 )
 from app.queries import ImageQuery, as_openapi, parse_query
-from app.schemas import ERROR_RESPONSES, EncodeResponse
+from app.schemas import ERROR_RESPONSES, EncodeResponse, ReconstructResponse, image_answers
 
 router = APIRouter(tags=["images in"], responses=ERROR_RESPONSES)
 
@@ -45,7 +45,7 @@ async def encode(request: Request, model: Model) -> dict | list[dict]:
 @router.post(
     "/reconstruct",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}, "application/json": {}}}},
+    responses=image_answers(ReconstructResponse),
     openapi_extra={**IMAGE_BODY, **as_openapi(ImageQuery)},
 )
 async def reconstruct(request: Request, model: Model) -> Response:

@@ -18,10 +18,16 @@ from app.media import (
     wants_json,
 )
 from app.queries import ImageQuery, InterpolateQuery, SampleQuery, as_openapi, parse_query
-from app.schemas import ERROR_RESPONSES, DecodeRequest, InterpolateRequest
+from app.schemas import (
+    SEED_HEADER,
+    DecodeRequest,
+    ImagesResponse,
+    InterpolateRequest,
+    errors,
+    image_answers,
+)
 
-router = APIRouter(tags=["images out"], responses=ERROR_RESPONSES)
-IMAGE_CONTENT = {200: {"content": {"image/png": {}, "application/json": {}}}}
+router = APIRouter(tags=["images out"])
 
 
 def latent_tensor(rows: list[list[float]], latent_dim: int) -> torch.Tensor:
@@ -39,7 +45,7 @@ def latent_tensor(rows: list[list[float]], latent_dim: int) -> torch.Tensor:
 @router.post(
     "/decode",
     response_class=Response,
-    responses=IMAGE_CONTENT,
+    responses=image_answers(ImagesResponse) | errors(401, 413, 422, 503),
     openapi_extra=as_openapi(ImageQuery),
 )
 async def decode(body: DecodeRequest, request: Request, model: Model) -> Response:
@@ -57,7 +63,7 @@ async def decode(body: DecodeRequest, request: Request, model: Model) -> Respons
 @router.get(
     "/sample",
     response_class=Response,
-    responses=IMAGE_CONTENT,
+    responses=image_answers(ImagesResponse, SEED_HEADER) | errors(401, 413, 422, 503),
     openapi_extra=as_openapi(SampleQuery),
 )
 async def sample(request: Request, model: Model) -> Response:
@@ -77,7 +83,7 @@ async def sample(request: Request, model: Model) -> Response:
 @router.post(
     "/interpolate",
     response_class=Response,
-    responses=IMAGE_CONTENT,
+    responses=image_answers(ImagesResponse) | errors(400, 401, 413, 415, 422, 503),
     openapi_extra={
         **as_openapi(InterpolateQuery),
         "requestBody": {

@@ -15,8 +15,15 @@ async def healthz() -> HealthResponse:
     return HealthResponse(status="ok")
 
 
-@router.get("/readyz", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
-async def readyz(request: Request) -> Response:
+@router.get(
+    "/readyz",
+    response_class=JSONResponse,
+    responses={
+        200: {"model": HealthResponse, "description": "ready"},
+        503: {"model": HealthResponse, "description": "not ready, or draining"},
+    },
+)
+async def readyz(request: Request) -> JSONResponse:
     """Readiness: 200 once the model is loaded and warmed up; 503 before that and while
     draining for shutdown."""
     state = request.app.state

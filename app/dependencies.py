@@ -24,3 +24,14 @@ async def ready_model(request: Request) -> ModelService:
 
 
 Model = Annotated[ModelService, Depends(ready_model)]
+
+
+def require(model: ModelService, capability: str) -> None:
+    """501 not_supported unless the loaded model file offers `capability` (GET /model)."""
+    if capability not in model.capabilities:
+        raise APIError(
+            501,
+            "not_supported",
+            f"the loaded model ({model.version}) has no {capability!r} capability; "
+            "re-export it with vae-export (see GET /model: capabilities)",
+        )

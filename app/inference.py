@@ -26,7 +26,14 @@ log = logging.getLogger("app.inference")
 # The methods the service calls (model/export.py REQUIRED_METHODS lists what a file offers;
 # `kl_divergence` is optional: without it /encode answers kl = null).
 SERVED_METHODS = ("encode", "decode", "reconstruct")
-BATCHED_METHODS = ("encode", "decode", "reconstruct")
+BATCHED_METHODS = ("encode", "decode", "reconstruct", "classify")
+# Optional capabilities and the exported method that provides each (model/heads.py); a
+# model file without the method is still served, and its routes answer 501.
+CAPABILITY_METHODS = {
+    "score": "score",
+    "classify": "classify",
+    "conditional_sampling": "digit_latents",
+}
 
 
 class ModelLoadError(RuntimeError):
@@ -69,16 +76,29 @@ class ModelService:
         self.latent_dim = int(card.get("latent_dim") or module.latent_dim)
         self.version = str(card.get("version", "unknown"))
         self.has_kl = hasattr(module, "kl_divergence")
+        self.capabilities = [c for c, m in CAPABILITY_METHODS.items() if hasattr(module, m)]
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self.outstanding = 0
         self.batchers: dict[str, MicroBatcher] = {}
         if settings.batching:
             for method in BATCHED_METHODS:
-                self.batchers[method] = MicroBatcher(
-                    lambda x, m=method: self.run_in_thread(m, x),
-                    settings.max_batch_size,
-                    settings.max_wait_ms / 1000,
-                )
+                if hasattr(module, method):
+                    self.batchers[method] = self.new_batcher(method, settings.max_batch_size)
+
+    def new_batcher(self, method: str, max_rows: int, *args: object) -> MicroBatcher:
+        wait_s = self.settings.max_wait_ms / 1000
+        return MicroBatcher(lambda x: self.run_in_thread(method, x, *args), max_rows, wait_s)
+
+    def score_batcher(self, k: int) -> MicroBatcher:
+        """One batcher per k (calls with different k cannot share a tensor call), each
+        bounded to VAE_MAX_SCORE_SAMPLES decoder rows (images x k) per call; created on
+        first use, so at most VAE_MAX_SCORE_K of them."""
+        key = f"score:{k}"
+        if key not in self.batchers:
+            rows = max(1, self.settings.max_score_samples // k)
+            self.batchers[key] = self.new_batcher("score", rows, k)
+            self.batchers[key].start()
+        return self.batchers[key]
 
     @classmethod
     def load(cls, settings: Settings) -> "ModelService":
@@ -98,11 +118,13 @@ class ModelService:
             await batcher.stop()
         self.executor.shutdown(wait=True)
 
-    def forward(self, method: str, x: Tensor) -> Outputs:
-        """Runs on the inference thread: one call of the module, outputs back on the CPU."""
+    def forward(self, method: str, x: Tensor, *args: object) -> Outputs:
+        """Runs on the inference thread: one call of the module, outputs back on the CPU.
+        `x` is cast to the model's device and precision; tensors in `args` go to the device."""
         started = time.perf_counter()
         with torch.inference_mode():
             x = x.to(self.device, self.dtype, non_blocking=True)
+            args = tuple(a.to(self.device) if isinstance(a, Tensor) else a for a in args)
             if method == "encode":
                 mu, sigma = self.module.encode(x)
                 outputs = (
@@ -110,26 +132,32 @@ class ModelService:
                     if self.has_kl
                     else (mu, sigma)
                 )
+            elif method == "digit_latents":  # x is eps; args: digits, u, temperature
+                digits, u, temperature = args
+                outputs = (self.module.digit_latents(digits, x, u.to(self.dtype), temperature),)
             else:
-                outputs = (getattr(self.module, method)(x),)
+                outputs = getattr(self.module, method)(x, *args)
+                outputs = outputs if isinstance(outputs, tuple) else (outputs,)
             outputs = tuple(o.float().cpu() for o in outputs)
         metrics.INFERENCE_DURATION.labels(method).observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.labels(method).observe(len(x))
         return outputs
 
-    async def run_in_thread(self, method: str, x: Tensor) -> Outputs:
+    async def run_in_thread(self, method: str, x: Tensor, *args: object) -> Outputs:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self.forward, method, x)
+        return await loop.run_in_executor(self.executor, self.forward, method, x, *args)
 
-    async def call(self, method: str, x: Tensor) -> Outputs:
+    async def call(
+        self, method: str, x: Tensor, *args: object, batcher: MicroBatcher | None = None
+    ) -> Outputs:
         """One model call for one request, batched with others when batching is on."""
         if self.outstanding >= self.settings.queue_capacity:
             raise overloaded(f"{self.outstanding} model calls are queued; retry shortly")
         self.outstanding += 1
         metrics.QUEUE_DEPTH.inc()
         try:
-            batcher = self.batchers.get(method)
-            return await (batcher.submit(x) if batcher else self.run_in_thread(method, x))
+            batcher = batcher or self.batchers.get(method)
+            return await (batcher.submit(x) if batcher else self.run_in_thread(method, x, *args))
         finally:
             self.outstanding -= 1
             metrics.QUEUE_DEPTH.dec()
@@ -148,6 +176,25 @@ class ModelService:
         metrics.IMAGES_DECODED.inc(len(x))
         return (await self.call("reconstruct", x))[0]
 
+    async def score(self, x: Tensor, k: int) -> Outputs:
+        """(N, 1, 28, 28) -> elbo, reconstruction, kl, log_likelihood, bits_per_dim,
+        percentile, typical (1.0/0.0), each (N,); the k samples decoded as one batch."""
+        metrics.IMAGES_ENCODED.inc(len(x))
+        metrics.IMAGES_DECODED.inc(len(x) * k)
+        batcher = self.score_batcher(k) if self.settings.batching else None
+        return await self.call("score", x, k, batcher=batcher)
+
+    async def classify(self, x: Tensor) -> Outputs:
+        """(N, 1, 28, 28) -> digit probabilities (N, 10), mu (N, D)."""
+        metrics.IMAGES_ENCODED.inc(len(x))
+        return await self.call("classify", x)
+
+    async def digit_latents(
+        self, digits: Tensor, eps: Tensor, u: Tensor, temperature: float
+    ) -> Tensor:
+        """z (N, D) from the per-digit latent densities (one small call, not batched)."""
+        return (await self.call("digit_latents", eps, digits, u, temperature, batcher=None))[0]
+
     async def warm_up(self) -> None:
         """Run every served method once (first calls are slow: TorchScript profiles them)."""
         x = torch.rand(2, 1, 28, 28)
@@ -156,3 +203,10 @@ class ModelService:
             await self.run_in_thread("encode", x)
             await self.run_in_thread("decode", z)
             await self.run_in_thread("reconstruct", x)
+            if "score" in self.capabilities:
+                await self.run_in_thread("score", x, 2)
+            if "classify" in self.capabilities:
+                await self.run_in_thread("classify", x)
+            if "conditional_sampling" in self.capabilities:
+                digits = torch.tensor([0, 9])
+                await self.run_in_thread("digit_latents", z, digits, torch.rand(2), 1.0)

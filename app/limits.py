@@ -68,8 +68,22 @@ STEPS = Limit("max_interpolation_steps", "too_many_steps", "interpolation steps"
 OUTPUT_PIXELS = Limit(
     "max_output_pixels", "output_too_large", "output pixels (images x (28 x scale)^2)"
 )
+SCORE_K = Limit("max_score_k", "too_many_samples", "importance samples per image (k)")
+SCORE_SAMPLES = Limit(
+    "max_score_samples", "too_many_samples", "importance samples in one request (images x k)"
+)
 
-LIMITS = (BODY_BYTES, JSON_BYTES, IMAGE_PIXELS, IMAGES, VECTORS, STEPS, OUTPUT_PIXELS)
+LIMITS = (
+    BODY_BYTES,
+    JSON_BYTES,
+    IMAGE_PIXELS,
+    IMAGES,
+    VECTORS,
+    STEPS,
+    OUTPUT_PIXELS,
+    SCORE_K,
+    SCORE_SAMPLES,
+)
 
 
 def check_output(images: int, scale: int, settings: Settings) -> None:

@@ -21,7 +21,7 @@ from app.inference import ModelLoadError, ModelService
 from app.logs import AccessLog, configure_logging
 from app.middleware import RequestContextMiddleware
 from app.openapi import openapi_schema
-from app.routers import demo, encoding, generation, health, info, v2
+from app.routers import demo, encoding, generation, health, info, scoring, v2
 from app.settings import Settings, get_settings
 
 log = logging.getLogger("app")
@@ -103,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.draining = False
     app.openapi = lambda: openapi_schema(app)
     install_error_handlers(app)
-    for module in (encoding, generation, info, health, v2, demo):
+    for module in (encoding, scoring, generation, info, health, v2, demo):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=demo.STATIC_DIR), name="static")
     if settings.cors_origins:

@@ -98,7 +98,9 @@ async def decode_images(request: Request, blobs: list[bytes], settings: Settings
     """Image files -> (N, 1, 28, 28) float32 in [0, 1], preprocessed like MNIST."""
 
     def preprocess_all() -> list[np.ndarray]:
-        return [imaging.preprocess(b, settings.max_image_pixels) for b in blobs]
+        return [
+            preprocess_one(b, i, len(blobs), settings.max_image_pixels) for i, b in enumerate(blobs)
+        ]
 
     # Small uploads (a 28x28 PNG is ~0.3 KB) decode faster than a thread hand-off; big ones
     # (photos) go to threads so the event loop keeps serving; at most VAE_DECODE_THREADS at
@@ -106,6 +108,26 @@ async def decode_images(request: Request, blobs: list[bytes], settings: Settings
     # together: all their buffers alive at once, on one or two cores.
     arrays = await run(request, sum(map(len, blobs)) <= INLINE_DECODE_BYTES, preprocess_all)
     return torch.from_numpy(np.stack(arrays))
+
+
+def preprocess_one(blob: bytes, index: int, count: int, max_pixels: int) -> np.ndarray:
+    """One upload preprocessed; in a batch, an error says which image it is about."""
+    try:
+        return imaging.preprocess(blob, max_pixels)
+    except APIError as e:
+        if count > 1:
+            e.detail = f"image {index + 1} of {count}: {e.detail}"
+        raise
+
+
+def with_inputs(results: list[dict], x: torch.Tensor, include: bool) -> list[dict]:
+    """Each result gets `input`, its (28, 28) model input, when `include` (the query's
+    include_input, app.queries.InputQuery): so a user can tell a preprocessing failure from
+    a model failure."""
+    if include:
+        for result, image in zip(results, x[:, 0].numpy(), strict=True):
+            result["input"] = image
+    return results
 
 
 def wants_json(request: Request, fmt: OutputFormat | None) -> bool:

@@ -1,24 +1,37 @@
-"""Query-string parameters: pydantic models that the routes validate themselves.
+"""Query-string parameters as pydantic models: routes take `query: SampleParams` and get a
+validated SampleQuery; OpenAPI lists the parameters from the same models (app.openapi).
 
-Measured against FastAPI's own query-parameter models (`Annotated[SampleQuery, Query()]`),
-which introspect every field of the model on every request: +54 us per /sample?n=1 request
-(75 -> 129 us for the route alone, min of 40 alternating rounds; whole request in process
-~505 -> ~558 us median, +10 %; a busy 2-core machine, docs/benchmarks.md), over the 5 % the
-project allows for plumbing. So the route validates the same model in one call, and OpenAPI
-lists the parameters from the same model (`as_openapi`). A name the model does not have
-(`/sample?temprature=0.5`) is a 422 naming it (`extra="forbid"`), never silently ignored.
+A name the route does not take (`/sample?temprature=0.5`) is a 422 naming it
+(`extra="forbid"`), never silently ignored.
+
+Not FastAPI's own query-parameter models (`Annotated[SampleQuery, Query()]`): they
+introspect every field of the model on every request. The route alone, /sample?n=1, min of
+40 alternating rounds on a busy 2-core machine: 80.7 us validating by hand, 93.9 us with this
+dependency (+13 us, ~2.5 % of a whole request, ~505 us there), 150.6 us with Query() (+70
+us, over the 5 % this project allows for plumbing).
 """
 
-from typing import Literal, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
-from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from fastapi import Depends, Request
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from app.errors import APIError, describe_errors
 
 OutputFormat = Literal["png", "json"]
+PixelMode = Literal["mean", "bernoulli"]
 MAX_SEED = 2**63 - 1
-QueryModel = TypeVar("QueryModel", bound=BaseModel)
+
+
+def integer_text(value: object) -> object:
+    """Refuse '3.0' for an integer parameter: pydantic's lax mode would read it as 3, which
+    the OpenAPI schema (type integer) calls invalid."""
+    if isinstance(value, str) and "." in value:
+        raise ValueError("must be an integer, without a decimal point")
+    return value
+
+
+QueryInt = Annotated[int, BeforeValidator(integer_text)]
 
 
 class ImageQuery(BaseModel):
@@ -29,40 +42,100 @@ class ImageQuery(BaseModel):
     format: OutputFormat | None = Field(
         None, description="png (default; JSON if Accept asks for it) or json"
     )
-    scale: int = Field(1, ge=1, le=16, description="PNG upscaling factor")
+    scale: QueryInt = Field(1, ge=1, le=16, description="PNG upscaling factor")
 
 
-class SampleQuery(ImageQuery):
-    n: int = Field(16, ge=1, description="number of images (at most VAE_MAX_SAMPLES)")
-    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="same seed, same images")
+class DecodeQuery(ImageQuery):
+    """Decoded images: Bernoulli means, or binary images drawn from them."""
+
+    pixels: PixelMode = Field(
+        "mean",
+        description="mean: pixel probabilities of p(x|z); bernoulli: a binary image drawn "
+        "from p(x|z), reproducible with `seed`",
+    )
+    seed: QueryInt | None = Field(None, ge=0, le=MAX_SEED, description="same seed, same draws")
+
+
+class SampleQuery(DecodeQuery):
+    n: QueryInt = Field(16, ge=1, description="number of images (at most VAE_MAX_SAMPLES)")
     temperature: float = Field(
-        1.0, ge=0, le=10, allow_inf_nan=False, description="z ~ N(0, temperature^2 I)"
+        1.0,
+        ge=0,
+        le=10,
+        allow_inf_nan=False,
+        description="z ~ N(0, temperature^2 I); with `digit`, scales the spread of that "
+        "digit's latent density",
+    )
+    digit: QueryInt | None = Field(
+        None,
+        ge=0,
+        le=9,
+        description="draw z from this digit's density in latent space (a Gaussian mixture "
+        "fitted on mu of the training digits) instead of the prior; models with the "
+        "conditional_sampling capability",
+    )
+
+
+class ReconstructQuery(DecodeQuery):
+    draw: Literal["mean", "z"] = Field(
+        "mean",
+        description="mean: decode the mean of q(z|x); z: decode one draw z ~ q(z|x), "
+        "reproducible with `seed`",
+    )
+
+
+class ScoreQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    k: QueryInt = Field(
+        100, ge=1, description="importance samples for log_likelihood (at most VAE_MAX_SCORE_K)"
     )
 
 
 class InterpolateQuery(ImageQuery):
-    steps: int = Field(
+    steps: QueryInt = Field(
         8,
         ge=2,
         description="points on the line, both ends included (at most VAE_MAX_INTERPOLATION_STEPS)",
     )
 
 
-def parse_query(request: Request, model: type[QueryModel]) -> QueryModel:
-    """The query string as `model`, or a 422 naming each bad or unknown parameter."""
-    try:
-        return model.model_validate(request.query_params)
-    except ValidationError as e:
-        raise APIError(422, "invalid_parameters", describe_errors(e.errors(), "query")) from None
+class InputQuery(BaseModel):
+    """Image routes with JSON results (/encode, /score, /classify): app.media.with_inputs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    include_input: bool = Field(
+        False, description="add `input` to each result: the 28x28 image the encoder saw"
+    )
 
 
-def as_openapi(model: type[BaseModel]) -> dict:
-    """`openapi_extra` that documents the fields of `model` as optional query parameters."""
-    properties = model.model_json_schema()["properties"]
-    return {
-        "parameters": [
-            {"name": name, "in": "query", "required": False, "schema": schema}
-            | ({"description": schema["description"]} if "description" in schema else {})
-            for name, schema in properties.items()
-        ]
-    }
+Q = TypeVar("Q", bound=BaseModel)
+
+
+class QueryParser(Generic[Q]):
+    """A dependency: the query string as `model`, or a 422 naming each bad or unknown name.
+    `async`: a plain function would cost a threadpool round trip per request."""
+
+    def __init__(self, model: type[Q]) -> None:
+        self.model = model
+
+    async def __call__(self, request: Request) -> Q:
+        try:
+            return self.model.model_validate(request.query_params)
+        except ValidationError as e:
+            detail = describe_errors(e.errors(), "query")
+            raise APIError(422, "invalid_parameters", detail) from None
+
+
+def params(model: type[Q]):
+    return Annotated[model, Depends(QueryParser(model))]
+
+
+ImageParams = params(ImageQuery)
+InputParams = params(InputQuery)
+DecodeParams = params(DecodeQuery)
+SampleParams = params(SampleQuery)
+ReconstructParams = params(ReconstructQuery)
+ScoreParams = params(ScoreQuery)
+InterpolateParams = params(InterpolateQuery)

@@ -16,6 +16,45 @@ class EncodeResponse(BaseModel):
     sigma: list[float] = Field(description="standard deviation of q(z|x), D values > 0")
     latent_dim: int = Field(description="D")
     kl: float | None = Field(None, description="KL(q(z|x) || N(0, I)) in nats")
+    input: list[list[float]] | None = Field(
+        None, description="the 28x28 model input (with include_input=true)"
+    )
+
+
+class ScoreResponse(BaseModel):
+    """How likely one image is under the model, in nats (natural-log units).
+
+    The decoder is a Bernoulli model of binary pixels; for a grey-level input x in [0, 1]
+    every log p(x|z) is the expectation over binarizations b ~ Bernoulli(x) (independent
+    pixels): sum_i x_i log p_i + (1 - x_i) log(1 - p_i), the cross-entropy with soft
+    targets (exactly log p(x|z) for a binary x). The k samples z ~ q(z|x) are drawn afresh
+    on each call, so figures vary slightly between calls (less as k grows).
+    """
+
+    elbo: float = Field(description="ELBO = reconstruction - kl, over the k samples")
+    reconstruction: float = Field(description="E_q(z|x)[log p(x|z)], estimated from k samples")
+    kl: float = Field(description="KL(q(z|x) || N(0, I)), closed form")
+    log_likelihood: float = Field(
+        description="importance-weighted bound on log p(x) with k samples (Burda et al. 2015)"
+    )
+    bits_per_dim: float = Field(description="-log_likelihood / (784 ln 2)")
+    percentile: float = Field(
+        description="share (%) of the 10,000 MNIST test digits whose log_likelihood (K=100, "
+        "at export) is lower: 50 is a median digit, 0 is less likely than every test digit"
+    )
+    typical: bool = Field(
+        description="log_likelihood at or above the model's threshold (the 1st percentile "
+        "of MNIST test digits; GET /model card.capabilities.typical_threshold)"
+    )
+    k: int = Field(description="importance samples used")
+
+
+class ClassifyResponse(BaseModel):
+    """The digit of one image, from a classifier on the latent mean (encoder frozen)."""
+
+    digit: int = Field(description="most probable digit, 0-9")
+    probabilities: list[float] = Field(description="10 probabilities summing to 1, digit 0 first")
+    mu: list[float] = Field(description="mean of q(z|x), D values (the classifier's input)")
 
 
 class DecodeRequest(StrictModel):
@@ -33,6 +72,15 @@ class InterpolateRequest(StrictModel):
     z_end: list[float] = Field(description="D floats")
 
 
+class InterpolateDigitsRequest(StrictModel):
+    """The line between two digits' latent points (models with conditional_sampling): for
+    each digit, the mean of the component of its latent mixture at the median of the
+    component weights (the number of points is the query's `steps`)."""
+
+    digit_start: int = Field(ge=0, le=9, strict=True)  # strict: true is not the digit 1
+    digit_end: int = Field(ge=0, le=9, strict=True)
+
+
 class ImagesResponse(BaseModel):
     """Images as base64 PNGs and as pixel arrays (probabilities of a white pixel)."""
 
@@ -41,6 +89,13 @@ class ImagesResponse(BaseModel):
     pixels: list[list[list[float]]] = Field(description="(N, 28, 28) values in [0, 1]")
     z: list[list[float]] | None = Field(None, description="the latent vectors decoded")
     seed: int | None = Field(None, description="seed that reproduces these samples")
+    inputs: list[list[list[float]]] | None = Field(
+        None, description="/reconstruct: the preprocessed (N, 28, 28) inputs the encoder saw"
+    )
+    mu: list[list[float]] | None = Field(None, description="/reconstruct: mean of q(z|x), (N, D)")
+    sigma: list[list[float]] | None = Field(
+        None, description="/reconstruct: standard deviation of q(z|x), (N, D)"
+    )
 
 
 class ModelResponse(BaseModel):
@@ -53,6 +108,10 @@ class ModelResponse(BaseModel):
     device: str
     precision: str
     batching: bool
+    capabilities: list[str] = Field(
+        description="optional abilities of the loaded model file: score, classify, "
+        "conditional_sampling (their routes answer 501 not_supported without them)"
+    )
     card: dict
 
 
@@ -66,9 +125,11 @@ class HealthResponse(BaseModel):
 
 
 class ReconstructResponse(ImagesResponse):
-    """Reconstructions, with the preprocessed inputs the encoder saw."""
+    """Reconstructions, with the preprocessed inputs the encoder saw and q(z|x)."""
 
     inputs: list[list[list[float]]] = Field(description="(N, 28, 28) model inputs in [0, 1]")
+    mu: list[list[float]] = Field(description="(N, D) means of q(z|x)")
+    sigma: list[list[float]] = Field(description="(N, D) standard deviations of q(z|x)")
 
 
 ERROR_MEANINGS = {
@@ -76,7 +137,8 @@ ERROR_MEANINGS = {
     401: "API key missing or wrong",
     413: "over one of the server's limits (VAE_MAX_*): send less",
     415: "unsupported media type",
-    422: "invalid or unknown parameters",
+    422: "invalid or unknown parameters, or no digit found in an image (no_digit)",
+    501: "not_supported: the model file lacks this capability",
     503: "overloaded or not ready (see Retry-After)",
 }
 
@@ -102,3 +164,4 @@ def image_answers(model: type[BaseModel], headers: dict | None = None) -> dict:
 
 
 ERROR_RESPONSES = errors(400, 401, 413, 415, 422, 503)  # routes that take image uploads
+NOT_SUPPORTED = errors(501)

@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     max_samples: int = Field(256, ge=1, description="largest n for /sample and rows for /decode")
     max_batch_items: int = Field(64, ge=1, description="most images in one /encode request")
     max_interpolation_steps: int = Field(64, ge=2, description="most steps for /interpolate")
+    max_score_k: int = Field(1000, ge=1, description="largest k (importance samples) of /score")
+    max_score_samples: int = Field(
+        6400,
+        ge=1,
+        description="most importance samples (images x k) per /score request and per batched "
+        "call: bounds its memory (6400 rows of 784 pixels: ~20 MiB per tensor)",
+    )
     max_output_pixels: int = Field(
         4_194_304,
         ge=784,

@@ -1,10 +1,14 @@
 """Export a trained VAE as one TorchScript file that carries its own model card.
 
     vae-export runs/vae/best.pt --eval runs/vae/eval.json --out model/vae_mnist.pt
+    vae-export --from-torchscript model/vae_mnist.pt --version 1.1.0   # refit the heads only
 
 The file loads with plain `torch.jit.load` (no project code needed; model/artifact.py's
-`load` is the project's one loader) and offers
-encode, decode, decode_logits, reconstruct and sample (see model/vae.py). The card
+`load` is the project's one loader) and offers encode, decode, decode_logits, reconstruct
+and sample (see model/vae.py), and, unless --no-heads, score, classify and digit_latents
+with heads fitted on MNIST at export time (model/heads.py, model/fit_heads.py).
+`--from-torchscript` takes the VAE's weights and card from an exported file instead of a
+training checkpoint (same parameter names). The card
 (JSON: architecture, training config, dataset checksums, test figures, version,
 creation date) is stored inside the file as the extra file `model_card.json`, readable
 without running the model (`read_card`), and written beside it as JSON and Markdown.
@@ -13,13 +17,15 @@ without running the model (`read_card`), and written beside it as JSON and Markd
 import argparse
 import datetime as dt
 import json
+import sys
+import time
 from pathlib import Path
 
 import torch
 
 from model import artifact
 from model.data import MNIST_FILES
-from model.vae import IMAGE_SHAPE, VAE
+from model.vae import IMAGE_SHAPE, VAE, VAEConfig
 
 SPOT_CHECK = {"n_images": 300, "k": 200, "seed": 0}  # a quick figure tests can reproduce
 REQUIRED_METHODS = ("encode", "decode", "decode_logits", "reconstruct", "sample")
@@ -61,6 +67,118 @@ def export(model: VAE, card: dict, path: str | Path) -> Path:
 def read_card(path: str | Path) -> dict:
     """The embedded card, read from the archive without loading the weights onto a device."""
     return artifact.load(path)[1]
+
+
+def update_card(path: str | Path, card: dict) -> None:
+    """Rewrite the card embedded in an exported file (weights untouched) and beside it."""
+    path = Path(path)
+    artifact.save(artifact.load(path)[0], path, card)
+    path.with_name("model_card.json").write_text(json.dumps(card, indent=2) + "\n")
+    path.with_name("MODEL_CARD.md").write_text(card_markdown(card))
+
+
+def load_torchscript_vae(path: str | Path) -> tuple[VAE, dict]:
+    """The eager VAE inside an exported file (its weights are the module's state_dict, the
+    architecture is in its card) and the card; heads, if any, are left out."""
+    scripted, card = artifact.load(path)
+    model = VAE(VAEConfig(**card["architecture"]))
+    vae_keys = model.state_dict().keys()
+    model.load_state_dict({k: v for k, v in scripted.state_dict().items() if k in vae_keys})
+    return model.eval(), card
+
+
+def capabilities_markdown(card: dict) -> str:
+    """The card's section on score, classify and conditional sampling, if the file has them."""
+    cap = card.get("capabilities")
+    if not cap:
+        return ""
+    table = cap["test_log_likelihood"]
+    pct = table["percentiles"]
+    evaluation = cap.get("evaluation", {})
+    lines = [
+        "\n## Capabilities fitted at export time\n",
+        f"Methods: {', '.join(f'`{m}`' for m in cap['methods'])}. Fitted by `{cap['command']}`"
+        f" ({cap.get('minutes', 'n/a')} min on {cap.get('hardware', 'n/a')}).\n",
+        f"- **classify**: an MLP head on mu (encoder frozen), test accuracy "
+        f"**{100 * cap['classifier_test_accuracy']:.2f} %** (10,000 grey-level test digits; "
+        "[confusion matrix](../docs/img/confusion_matrix.png)).",
+        f"- **score**: IWAE log-likelihood of grey-level digits (expectation over "
+        f"binarizations); MNIST test digits at K={table['k']}: median {table['median']:.1f}, "
+        f"1st / 5th / 95th percentile {pct['1']:.1f} / {pct['5']:.1f} / {pct['95']:.1f} nats; "
+        f"`typical` means log-likelihood >= {cap['typical_threshold']:.1f} "
+        f"(percentile {cap['config']['typical_percentile']:g} of the test digits).",
+        f"- **conditional sampling**: a Gaussian mixture over mu per digit "
+        f"({cap['config']['n_components']} full-covariance components, EM on the training "
+        "digits).",
+    ]
+    if "re_exported" in card:
+        spot = card["metrics"]["spot_check"]
+        lines.append(
+            f"\nRe-exported from the previous file by `{card['re_exported']}`: same VAE weights; "
+            f"the spot check (first {spot['n_images']} test digits, K={spot['k']}, seed "
+            f"{spot['seed']}) gives NLL {spot['nll']:.4f}, as before (vae-export refuses a "
+            "difference over 0.001)."
+        )
+    if evaluation:
+        lines.append(evaluation_markdown(evaluation))
+    return "\n".join(lines) + "\n"
+
+
+def evaluation_markdown(evaluation: dict) -> str:
+    """The figures of model/evaluate_heads.py (and scripts/score_throughput.py) as tables."""
+    if "ood" not in evaluation:
+        return ""
+    ood, cond = evaluation["ood"], evaluation["conditional_sampling"]
+    median = ood["median_test_log_likelihood"]
+    rows = "\n".join(
+        f"| {name} | {a['log_likelihood']:.3f} | {a['elbo']:.3f} | {a['reconstruction']:.3f} "
+        f"| {a['kl']:.3f} | {a['median_log_likelihood']:.1f} "
+        f"| {100 * a.get('typical_share', float('nan')):.1f} |"
+        for name, a in ood["auroc"].items()
+    )
+    digits = " | ".join(f"{100 * v:.1f}" for v in cond["accuracy_per_digit"].values())
+    lower = cond.get("at_lower_temperature")
+    lower_text = (
+        f" ({100 * lower['accuracy']:.1f} % at temperature {lower['temperature']:g})"
+        if lower
+        else ""
+    )
+    text = f"""
+### Evaluation
+
+Measured by `{evaluation["command"]}` ({evaluation["minutes"]} min, one thread of a busy
+2-core machine).
+
+Out-of-distribution detection: AUROC of each statistic as "higher = more like MNIST"
+(-KL for the KL), {ood["n_test"]} MNIST test digits against {ood["n_per_set"]} images per
+set, K={ood["k"]}; median log-likelihood of those test digits {median:.1f}.
+Letters rendered from {ood["letters_font"]}.
+
+| set | log-likelihood | ELBO | reconstruction | -KL | median log-likelihood | typical, % |
+|---|---|---|---|---|---|---|
+{rows}
+
+![score histogram](../docs/img/score_histogram.png)
+
+Conditional sampling (`GET /sample?digit=d`, temperature {cond["temperature"]:g},
+{cond["samples_per_digit"]} samples per digit): share classified as the requested digit by
+a separate pixel classifier ({cond["grader"]}; {100 * cond["grader_test_accuracy"]:.2f} % on
+the test digits): **{100 * cond["accuracy"]:.1f} %** overall{lower_text}.
+
+| digit | {" | ".join(cond["accuracy_per_digit"])} |
+|---|{"---|" * len(cond["accuracy_per_digit"])}
+| % | {digits} |
+
+![conditional samples](../docs/img/digit_samples.png)
+"""
+    if "throughput" in evaluation:
+        t = evaluation["throughput"]
+        text += f"""
+`POST /score?k={t["k"]}` throughput: **{t["images_per_s"]:.0f} images/s** ({t["requests"]}
+requests of one 28x28 PNG, {t["concurrency"]} concurrent, {t["seconds"]} s; {t["where"]};
+measured by `{t["command"]}`).
+"""
+    return text
 
 
 def card_markdown(card: dict) -> str:
@@ -107,7 +225,7 @@ Measured with `{m.get("command", "vae-eval")}`.
 
 Decoding a batch of 16 latents takes {m.get("decode_ms_batch16_1thread", "n/a")} ms (median,
 one CPU thread, TorchScript, measured at export).
-
+{capabilities_markdown(card)}
 ## Published single-model figures (test NLL, lower is better)
 
 | model | NLL |
@@ -129,8 +247,6 @@ def spot_check(model, data_dir: str | None = None) -> dict:
 
 def decode_latency_ms(model, batch: int = 16, repeats: int = 300) -> float:
     """Median wall time of one decode of `batch` latents on one CPU thread, in ms."""
-    import time
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     scripted = artifact.script(model)
@@ -156,29 +272,76 @@ def run_summary(run_dir: Path) -> dict:
     return run
 
 
-def main(argv: list[str] | None = None) -> None:
-    from model.train import load_checkpoint
-
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("checkpoint", help="training checkpoint (e.g. runs/vae/best.pt)")
+    p.add_argument("checkpoint", nargs="?", help="training checkpoint (e.g. runs/vae/best.pt)")
+    p.add_argument("--from-torchscript", default=None, help="an exported file instead")
     p.add_argument("--eval", default=None, help="JSON written by vae-eval --out")
     p.add_argument("--run-info", default=None, help="extra JSON merged into the card's training")
     p.add_argument("--out", default="model/vae_mnist.pt", help="default: %(default)s")
     p.add_argument("--version", default="1.0.0", help="default: %(default)s")
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR)")
+    p.add_argument("--no-heads", action="store_true", help="export the bare VAE (no score...)")
+    p.add_argument("--components", type=int, default=8, help="Gaussians per digit (default 8)")
+    p.add_argument("--score-k", type=int, default=100, help="K of the score table (default 100)")
     args = p.parse_args(argv)
+    if (args.checkpoint is None) == (args.from_torchscript is None):
+        p.error("give a checkpoint or --from-torchscript FILE (one of them)")
+    return args
+
+
+def card_from_checkpoint(args: argparse.Namespace) -> tuple[VAE, dict]:
+    from model.train import load_checkpoint
+
     model, state = load_checkpoint(args.checkpoint)
-    run_dir = Path(args.checkpoint).parent
-    run = run_summary(run_dir)
+    run = run_summary(Path(args.checkpoint).parent)
     run.setdefault("config", state["config"])
     run["best_epoch"] = state["epoch"] + 1
     run["best_val_elbo"] = state["best_val_elbo"]
     if args.run_info:
         run.update(json.loads(Path(args.run_info).read_text()))
     metrics = json.loads(Path(args.eval).read_text()) if args.eval else {}
-    metrics["spot_check"] = spot_check(model, args.data_dir)
-    metrics["decode_ms_batch16_1thread"] = decode_latency_ms(model)
-    card = build_card(state["config"]["model"], run, metrics, args.version)
+    return model, build_card(state["config"]["model"], run, metrics, args.version)
+
+
+def with_heads(vae: VAE, card: dict, args: argparse.Namespace, command: str) -> tuple:
+    """The VAE with fitted heads, and the card with their figures under `capabilities`."""
+    from model.fit_heads import Digits, HeadsConfig, fit_heads
+    from model.heads import CAPABILITIES
+
+    started = time.perf_counter()
+    cfg = HeadsConfig(n_components=args.components, score_k=args.score_k)
+    train, test = Digits.load("train", args.data_dir), Digits.load("test", args.data_dir)
+    model, figures = fit_heads(vae, card["architecture"], train, test, cfg)
+    figures["methods"] = ["score", "percentile", "classify", "digit_latents"]
+    figures["provides"] = list(CAPABILITIES)
+    figures["command"] = command
+    figures["minutes"] = round((time.perf_counter() - started) / 60, 1)
+    figures["hardware"] = f"{torch.get_num_threads()} CPU thread(s), shared machine"
+    previous = card.get("capabilities", {})
+    if "evaluation" in previous:  # measured by scripts/evaluate_capabilities.py
+        figures["evaluation_of_previous_export"] = previous["evaluation"]
+    return model, {**card, "capabilities": figures}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    command = " ".join(["vae-export", *(argv if argv is not None else sys.argv[1:])])
+    if args.from_torchscript:
+        model, card = load_torchscript_vae(args.from_torchscript)
+        card = {**card, "version": args.version, "re_exported": command}
+        card["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    else:
+        model, card = card_from_checkpoint(args)
+    metrics = card["metrics"]
+    spot = spot_check(model, args.data_dir)
+    if "spot_check" in metrics and abs(metrics["spot_check"]["nll"] - spot["nll"]) > 1e-3:
+        raise SystemExit(f"spot-check NLL {spot['nll']} differs from the card's: other weights?")
+    metrics["spot_check"] = spot
+    if not args.from_torchscript:  # same network when re-exporting: keep the measured figure
+        metrics["decode_ms_batch16_1thread"] = decode_latency_ms(model)
+    if not args.no_heads:
+        model, card = with_heads(model, card, args, command)
     out = export(model, card, args.out)
     out.with_name("model_card.json").write_text(json.dumps(card, indent=2) + "\n")
     out.with_name("MODEL_CARD.md").write_text(card_markdown(card))

@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from model import artifact
+
 IMAGE_SHAPE = (1, 28, 28)
 N_PIXELS = 28 * 28
-LOG_2PI = math.log(2 * math.pi)
 
 
 @dataclass
@@ -143,7 +144,8 @@ def reparameterize(mu: Tensor, log_sigma: Tensor) -> Tensor:
 
 def reparameterize_k(mu: Tensor, log_sigma: Tensor, k: int) -> Tensor:
     """k reparameterized samples per image: (N, D) -> (k, N, D)."""
-    return reparameterize(mu.expand(k, *mu.shape), log_sigma.expand(k, *log_sigma.shape))
+    shape = [k] + list(mu.shape)  # a list, not *mu.shape: TorchScript compiles this
+    return reparameterize(mu.expand(shape), log_sigma.expand(shape))
 
 
 def bernoulli_log_likelihood(logits: Tensor, x: Tensor) -> Tensor:
@@ -160,7 +162,8 @@ def gaussian_kl(mu: Tensor, log_sigma: Tensor) -> Tensor:
 
 def gaussian_log_density(z: Tensor, mu: Tensor, log_sigma: Tensor) -> Tensor:
     """log N(z; mu, sigma^2 I) summed over the last dimension."""
-    return (-0.5 * ((z - mu) / log_sigma.exp()).pow(2) - log_sigma - 0.5 * LOG_2PI).sum(dim=-1)
+    log_2pi = math.log(2 * math.pi)  # a local: TorchScript cannot read a global float
+    return (-0.5 * ((z - mu) / log_sigma.exp()).pow(2) - log_sigma - 0.5 * log_2pi).sum(dim=-1)
 
 
 def elbo_terms(model: VAE, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -169,11 +172,26 @@ def elbo_terms(model: VAE, x: Tensor) -> tuple[Tensor, Tensor]:
     return bernoulli_log_likelihood(logits, x), gaussian_kl(mu, log_sigma)
 
 
-def iwae_log_weights(model, x: Tensor, k: int) -> Tensor:
+with artifact.torchscript():  # torch.jit's deprecation warning, silenced as in artifact
+
+    @torch.jit.interface
+    class LatentVariableModel(nn.Module):
+        """What iwae_log_weights needs; as a TorchScript interface, a VAE method (score,
+        model/heads.py) can pass `self` to it."""
+
+        def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+            pass
+
+        def decode_logits(self, z: Tensor) -> Tensor:
+            pass
+
+
+def iwae_log_weights(model: LatentVariableModel, x: Tensor, k: int) -> Tensor:
     """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for k samples per image: (k, N).
 
     `model` is anything with `encode` and `decode_logits` (the eager VAE or the
-    exported TorchScript module), so the shipped file can be evaluated directly.
+    exported TorchScript module), so the shipped file can be evaluated directly. The
+    k samples of all N images are decoded as one batch of k*N rows.
     """
     mu, sigma = model.encode(x)
     log_sigma = sigma.log()

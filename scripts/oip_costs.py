@@ -49,7 +49,7 @@ def main() -> None:
     torch.set_num_threads(1)
     module, card = artifact.load(SHIPPED_MODEL)
     encoder = catalogue(int(card["latent_dim"]), True)["vae-encoder"]
-    limit = Settings().max_json_bytes
+    settings = Settings()
     digits = load_mnist("test", Path(os.environ["MNIST_DIR"]))[0][:64]
     images = (digits.astype(np.float32) / 255)[:, None]
     for rows in (1, 64):
@@ -61,9 +61,9 @@ def main() -> None:
             model = best_us(lambda x=x: module.kl_divergence(*module.encode(x)), 50)
 
         def v2(body=body, headers=headers, rows=rows, outputs=outputs) -> None:
-            header, binary = split_body(body, headers[HEADER_LENGTH], limit)
+            header, binary = split_body(body, headers[HEADER_LENGTH], settings)
             request = parse_request(header)
-            input_array(request, encoder.input, binary, 64)
+            input_array(request, encoder.input, binary, encoder.rows, settings)
             wanted = requested_outputs(request, encoder.output_names)
             infer_response({"model_name": encoder.name}, wanted, outputs)
 

@@ -113,7 +113,7 @@ def requests_for(latent: int, rng: random.Random) -> list[tuple[int, str, str, d
         (4, "GET", f"/sample?n={rng.randint(1, 16)}&seed={rng.randint(0, 9)}", {}, ok),
         (1, "GET", "/sample?n=4&format=json&scale=2", {}, ok),
         (3, "POST", "/reconstruct", {"files": two[:1]}, ok),
-        (2, "POST", "/interpolate", {"json": {"z_start": z, "z_end": z[::-1], "steps": 5}}, ok),
+        (2, "POST", "/interpolate?steps=5", {"json": {"z_start": z, "z_end": z[::-1]}}, ok),
         (1, "POST", "/interpolate?format=json", {"files": two}, ok),
         (1, "GET", "/model", {}, ok),
         (1, "GET", "/healthz", {}, ok),

@@ -11,7 +11,12 @@ PIP=(--quiet --disable-pip-version-check)
 [ -x .venv/bin/python ] || python3 -m venv .venv
 # shellcheck disable=SC1091
 source .venv/bin/activate
-pip install "${PIP[@]}" torch==2.13.0  # the exact pin first: never a CUDA build by accident
+# shellcheck source=scripts/torch-index.sh
+source scripts/torch-index.sh
+# The exact pin first, from the CPU index unless TORCH_INDEX_URL says otherwise: never a CUDA
+# build by accident. Skipped once installed: the index is then not asked again.
+python -c 'import sys, torch; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null \
+    || pip install "${PIP[@]}" "${TORCH_INDEX[@]}" torch==2.13.0
 pip install "${PIP[@]}" -c constraints-dev.txt -e '.[dev]'  # dev tools at exact versions
 
 if [ "$(id -u)" = 0 ]; then

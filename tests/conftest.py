@@ -15,6 +15,7 @@ from PIL import Image
 from app.main import create_app
 from app.settings import Settings
 from model.export import build_card, export
+from model.fit_heads import Digits, HeadsConfig, fit_heads
 from model.vae import VAE, VAEConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,18 +40,48 @@ def tiny_model() -> VAE:
     return VAE(TINY_CONFIG).eval()
 
 
-@pytest.fixture(scope="session")
-def tiny_model_file(tmp_path_factory) -> Path:
-    """A tiny untrained VAE, exported exactly as the shipped one is."""
-    torch.manual_seed(0)
-    model = VAE(TINY_CONFIG)
-    card = build_card(
-        {"arch": "mlp", "latent_dim": 4, "hidden": [16], "channels": [32, 64], "conv_hidden": 512},
+TINY_ARCHITECTURE = {
+    "arch": "mlp",
+    "latent_dim": 4,
+    "hidden": [16],
+    "channels": [32, 64],
+    "conv_hidden": 512,
+}
+
+
+def tiny_card() -> dict:
+    return build_card(
+        TINY_ARCHITECTURE,
         {"config": {"iw_samples": 1, "epochs": 0}},
         {"test_nll_iwae": 543.0, "iwae_k": 10},
         "0.0.1-test",
     )
-    return export(model, card, tmp_path_factory.mktemp("tiny") / "tiny.pt")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory) -> Path:
+    """A tiny untrained VAE, exported exactly as the shipped one was before it had heads:
+    an "older model file" without score, classify or conditional sampling."""
+    torch.manual_seed(0)
+    return export(VAE(TINY_CONFIG), tiny_card(), tmp_path_factory.mktemp("tiny") / "tiny.pt")
+
+
+def tiny_digits(n: int, seed: int) -> Digits:
+    """Random grey images labelled 0-9 in turn: enough to fit every head quickly."""
+    generator = torch.Generator().manual_seed(seed)
+    return Digits(torch.rand(n, 1, 28, 28, generator=generator), torch.arange(n) % 10)
+
+
+@pytest.fixture(scope="session")
+def tiny_heads_model_file(tmp_path_factory) -> Path:
+    """The tiny VAE with heads fitted on random images (vae-export's default path)."""
+    torch.manual_seed(0)
+    cfg = HeadsConfig(n_components=2, em_iterations=5, classifier_epochs=2, score_k=5)
+    model, figures = fit_heads(
+        VAE(TINY_CONFIG), TINY_ARCHITECTURE, tiny_digits(200, 1), tiny_digits(50, 2), cfg
+    )
+    card = {**tiny_card(), "capabilities": figures}
+    return export(model, card, tmp_path_factory.mktemp("tiny-heads") / "tiny-heads.pt")
 
 
 @pytest.fixture
@@ -84,6 +115,12 @@ def make_client(settings_for) -> Iterator[Callable[..., TestClient]]:
 @pytest.fixture
 def client(make_client) -> TestClient:
     return make_client()
+
+
+@pytest.fixture
+def heads_client(make_client, tiny_heads_model_file: Path) -> TestClient:
+    """The service on the tiny model with score, classify and conditional sampling."""
+    return make_client(model_path=tiny_heads_model_file)
 
 
 @pytest.fixture

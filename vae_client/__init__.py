@@ -2,13 +2,15 @@
 
 from vae_client.api import AsyncVAEClient, VAEClient
 from vae_client.errors import VAEConnectionError, VAEError, VAEServiceError
-from vae_client.results import Encoding, Images, ModelInfo
+from vae_client.results import Classification, Encoding, Images, ModelInfo, Score
 
 __all__ = [
     "AsyncVAEClient",
+    "Classification",
     "Encoding",
     "Images",
     "ModelInfo",
+    "Score",
     "VAEClient",
     "VAEConnectionError",
     "VAEError",

@@ -17,7 +17,7 @@ from vae_client import calls
 from vae_client.calls import Call, LatentInput
 from vae_client.errors import VAEConnectionError
 from vae_client.images import ImageInput
-from vae_client.results import Encoding, Images, ModelInfo
+from vae_client.results import Classification, Encoding, Images, ModelInfo, Score
 
 T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -123,10 +123,34 @@ class VAEClient(_Settings):
         return self._send(calls.decode(z, scale))
 
     def sample(
-        self, n: int = 16, seed: int | None = None, temperature: float = 1.0, scale: int = 1
+        self,
+        n: int = 16,
+        seed: int | None = None,
+        temperature: float = 1.0,
+        scale: int = 1,
+        digit: int | None = None,
     ) -> Images:
-        """n images from the prior N(0, temperature^2 I); the result carries `z` and `seed`."""
-        return self._send(calls.sample(n, seed, temperature, scale))
+        """n images from the prior N(0, temperature^2 I), or of one `digit` (models with
+        conditional_sampling); the result carries `z` and `seed`."""
+        return self._send(calls.sample(n, seed, temperature, scale, digit))
+
+    @overload
+    def score(self, images: ImageInput, k: int = 100) -> Score: ...
+    @overload
+    def score(self, images: Sequence[ImageInput], k: int = 100) -> list[Score]: ...
+    def score(self, images: ImageInput | Sequence[ImageInput], k: int = 100) -> Score | list[Score]:
+        """How likely each image is under the model (k importance samples)."""
+        return self._send(calls.score(images, k))
+
+    @overload
+    def classify(self, images: ImageInput) -> Classification: ...
+    @overload
+    def classify(self, images: Sequence[ImageInput]) -> list[Classification]: ...
+    def classify(
+        self, images: ImageInput | Sequence[ImageInput]
+    ) -> Classification | list[Classification]:
+        """The digit of each image, with its 10 probabilities and mu."""
+        return self._send(calls.classify(images))
 
     def reconstruct(self, images: ImageInput | Sequence[ImageInput], scale: int = 1) -> Images:
         """Images through the VAE; the result carries the preprocessed `inputs`."""
@@ -204,9 +228,24 @@ class AsyncVAEClient(_Settings):
         return await self._send(calls.decode(z, scale))
 
     async def sample(
-        self, n: int = 16, seed: int | None = None, temperature: float = 1.0, scale: int = 1
+        self,
+        n: int = 16,
+        seed: int | None = None,
+        temperature: float = 1.0,
+        scale: int = 1,
+        digit: int | None = None,
     ) -> Images:
-        return await self._send(calls.sample(n, seed, temperature, scale))
+        return await self._send(calls.sample(n, seed, temperature, scale, digit))
+
+    async def score(
+        self, images: ImageInput | Sequence[ImageInput], k: int = 100
+    ) -> Score | list[Score]:
+        return await self._send(calls.score(images, k))
+
+    async def classify(
+        self, images: ImageInput | Sequence[ImageInput]
+    ) -> Classification | list[Classification]:
+        return await self._send(calls.classify(images))
 
     async def reconstruct(
         self, images: ImageInput | Sequence[ImageInput], scale: int = 1

@@ -14,7 +14,7 @@ import numpy as np
 
 from vae_client.errors import VAEServiceError
 from vae_client.images import ImageInput, upload_parts
-from vae_client.results import Encoding, Images, ModelInfo
+from vae_client.results import Classification, Encoding, Images, ModelInfo, Score
 
 T = TypeVar("T")
 LatentInput = Sequence[float] | np.ndarray
@@ -97,6 +97,31 @@ def encode(images: ImageInput | Sequence[ImageInput]) -> Call[Encoding | list[En
     return Call("POST", "/encode", read, files=upload_parts(items))
 
 
+def per_image(
+    path: str, make: Callable[[dict[str, Any]], T], images: ImageInput | Sequence[ImageInput]
+) -> Call[T | list[T]]:
+    """A POST of images whose answer is one object per image (a list for several)."""
+    items, many = one_or_many(images)
+
+    def read(response: httpx.Response) -> T | list[T]:
+        body = response.json()
+        results = [make(b) for b in (body if isinstance(body, list) else [body])]
+        return results if many else results[0]
+
+    return Call("POST", path, read, files=upload_parts(items))
+
+
+def score(images: ImageInput | Sequence[ImageInput], k: int) -> Call[Score | list[Score]]:
+    call = per_image("/score", Score.from_json, images)
+    return Call(call.method, call.path, call.read, params={"k": k}, files=call.files)
+
+
+def classify(
+    images: ImageInput | Sequence[ImageInput],
+) -> Call[Classification | list[Classification]]:
+    return per_image("/classify", Classification.from_json, images)
+
+
 def decode(z: LatentInput | Sequence[LatentInput], scale: int) -> Call[Images]:
     rows = np.asarray(z, dtype=np.float64)
     if rows.ndim not in (1, 2):
@@ -105,10 +130,14 @@ def decode(z: LatentInput | Sequence[LatentInput], scale: int) -> Call[Images]:
     return Call("POST", "/decode", images_json, params={**JSON, "scale": scale}, json=body)
 
 
-def sample(n: int, seed: int | None, temperature: float, scale: int) -> Call[Images]:
+def sample(
+    n: int, seed: int | None, temperature: float, scale: int, digit: int | None = None
+) -> Call[Images]:
     params = {**JSON, "n": n, "temperature": temperature, "scale": scale}
     if seed is not None:
         params["seed"] = seed
+    if digit is not None:
+        params["digit"] = digit
     return Call("GET", "/sample", images_json, params=params)
 
 

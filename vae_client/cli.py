@@ -1,6 +1,9 @@
 """`vae-client`: the vae-serve API from the command line.
 
     vae-client sample -n 64 --seed 1 -o grid.png
+    vae-client sample --digit 7 -n 16 -o sevens.png
+    vae-client score digit.png --k 100               # prints JSON: log_likelihood, percentile...
+    vae-client classify digit.png                    # prints JSON: digit, probabilities, mu
     vae-client encode digit.png                      # prints JSON: mu, sigma, kl
     vae-client encode digit.png | vae-client decode - -o decoded.png
     vae-client reconstruct digit.png -o out.png
@@ -66,6 +69,15 @@ def package_version() -> str:
     return "unknown"
 
 
+def vars_of(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The named options that this command has."""
+    return {name: getattr(args, name) for name in names if hasattr(args, name)}
+
+
+def json_ready(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in result.items()}
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vae-client", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -98,9 +110,17 @@ def parser() -> argparse.ArgumentParser:
     sample.add_argument("-n", type=int, default=16, help="number of images")
     sample.add_argument("--seed", type=int, help="seed (printed when left out)")
     sample.add_argument("--temperature", type=float, default=1.0, help="z ~ N(0, t^2 I)")
+    sample.add_argument("--digit", type=int, help="samples of this digit (0-9)")
 
     encode = command("encode", "print q(z|x) of images as JSON")
     encode.add_argument("images", nargs="+", type=Path)
+
+    score = command("score", "print how likely images are, as JSON")
+    score.add_argument("images", nargs="+", type=Path)
+    score.add_argument("--k", type=int, default=100, help="importance samples")
+
+    classify = command("classify", "print the digit of images, as JSON")
+    classify.add_argument("images", nargs="+", type=Path)
 
     decode = image_command("decode", "decode latent vectors", "decoded.png")
     decode.add_argument(
@@ -121,12 +141,16 @@ def parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, vae: VAEClient) -> None:
     if args.command == "sample":
-        images = vae.sample(args.n, args.seed, args.temperature)
+        images = vae.sample(args.n, args.seed, args.temperature, digit=args.digit)
         save(images, args)
         print(f"seed {images.seed}", file=sys.stderr)
     elif args.command == "encode":
         encodings = vae.encode(list(args.images))
         body = [e.to_json() for e in encodings]
+        print(json.dumps(body[0] if len(body) == 1 else body))
+    elif args.command in ("score", "classify"):
+        results = getattr(vae, args.command)(list(args.images), **vars_of(args, "k"))
+        body = [json_ready(vars(r)) for r in results]
         print(json.dumps(body[0] if len(body) == 1 else body))
     elif args.command == "decode":
         text = sys.stdin.read() if args.z == "-" else Path(args.z).read_text()

@@ -39,11 +39,49 @@ class Encoding:
 
 
 @dataclass(frozen=True)
+class Score:
+    """POST /score of one image, in nats: ELBO and its parts, the importance-weighted
+    log-likelihood with k samples, bits per pixel, its percentile among MNIST test digits
+    and whether it is typical (at or above the model's 1st-percentile threshold)."""
+
+    elbo: float
+    reconstruction: float
+    kl: float
+    log_likelihood: float
+    bits_per_dim: float
+    percentile: float
+    typical: bool
+    k: int
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> "Score":
+        return cls(**{name: body[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Classification:
+    """POST /classify of one image: the digit, its 10 probabilities, and mu of q(z|x)."""
+
+    digit: int
+    probabilities: np.ndarray
+    mu: np.ndarray
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> "Classification":
+        return cls(
+            digit=body["digit"],
+            probabilities=np.asarray(body["probabilities"], dtype=np.float32),
+            mu=np.asarray(body["mu"], dtype=np.float32),
+        )
+
+
+@dataclass(frozen=True)
 class Images:
     """N images from the service: pixels (N, 28, 28) in [0, 1] and the same as PIL images.
 
     `z` holds the latent vectors decoded (sample, interpolate), `seed` the seed of a sample,
-    `inputs` the preprocessed 28x28 inputs the encoder saw (reconstruct).
+    `inputs` the preprocessed 28x28 inputs the encoder saw and `mu`, `sigma` their q(z|x)
+    (reconstruct).
     """
 
     pixels: np.ndarray
@@ -51,6 +89,8 @@ class Images:
     z: np.ndarray | None = None
     seed: int | None = None
     inputs: np.ndarray | None = None
+    mu: np.ndarray | None = None
+    sigma: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.pixels)
@@ -74,6 +114,8 @@ class Images:
             z=optional("z"),
             seed=body.get("seed"),
             inputs=optional("inputs"),
+            mu=optional("mu"),
+            sigma=optional("sigma"),
         )
 
 
@@ -87,6 +129,7 @@ class ModelInfo:
     precision: str
     batching: bool
     card: dict[str, Any]
+    capabilities: list[str] = field(default_factory=list)  # score, classify, ...
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> "ModelInfo":
@@ -97,4 +140,5 @@ class ModelInfo:
             precision=body.get("precision", "float32"),  # servers before it had only float32
             batching=body["batching"],
             card=body["card"],
+            capabilities=body.get("capabilities", []),  # servers before it had none
         )

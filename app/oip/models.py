@@ -15,10 +15,11 @@ from functools import lru_cache
 
 from torch import Tensor
 
+from app import limits
 from app.errors import APIError
 from app.inference import ModelService
+from app.limits import Limit
 from app.oip.tensors import FLOATS, TensorSpec
-from app.settings import Settings
 
 PLATFORM = "pytorch_torchscript"
 IMAGE = TensorSpec("image", (-1, 1, 28, 28), (*FLOATS, "UINT8"), unit_interval=True)
@@ -31,7 +32,7 @@ class ServedModel:
     input: TensorSpec
     outputs: tuple[TensorSpec, ...]
     run: Callable[[ModelService, Tensor], Awaitable[tuple[Tensor, ...]]]
-    max_rows: Callable[[Settings], int]  # the REST route's limit for the same operation
+    rows: Limit  # the REST route's limit for the same operation
 
     @property
     def output_names(self) -> list[str]:
@@ -59,14 +60,6 @@ async def reconstruct(service: ModelService, x: Tensor) -> tuple[Tensor, ...]:
     return (await service.reconstruct(x),)
 
 
-def image_rows(settings: Settings) -> int:
-    return settings.max_batch_items  # as /encode and /reconstruct
-
-
-def latent_rows(settings: Settings) -> int:
-    return settings.max_samples  # as /decode
-
-
 @lru_cache(maxsize=8)
 def catalogue(latent_dim: int, has_kl: bool) -> dict[str, ServedModel]:
     """Every served model by name, for a module of latent size D (with or without its KL)."""
@@ -76,9 +69,9 @@ def catalogue(latent_dim: int, has_kl: bool) -> dict[str, ServedModel]:
         encoder_outputs.append(TensorSpec("kl", (-1,)))
     z = TensorSpec("z", latent, FLOATS)
     models = [
-        ServedModel("vae-encoder", IMAGE, tuple(encoder_outputs), encode, image_rows),
-        ServedModel("vae-decoder", z, (IMAGE_OUT,), decode, latent_rows),
-        ServedModel("vae-reconstruct", IMAGE, (IMAGE_OUT,), reconstruct, image_rows),
+        ServedModel("vae-encoder", IMAGE, tuple(encoder_outputs), encode, limits.IMAGES),
+        ServedModel("vae-decoder", z, (IMAGE_OUT,), decode, limits.VECTORS),
+        ServedModel("vae-reconstruct", IMAGE, (IMAGE_OUT,), reconstruct, limits.IMAGES),
     ]
     return {m.name: m for m in models}
 

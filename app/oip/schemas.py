@@ -100,6 +100,24 @@ class V2ErrorResponse(BaseModel):
     error: str = Field(examples=["input 'image' must have shape [N, 1, 28, 28], not [1, 784]"])
 
 
+def inline_schema(model: type[BaseModel]) -> dict:
+    """`model`'s JSON schema with its $defs inlined, for openapi_extra: there a "#/$defs/..."
+    reference would resolve against the OpenAPI document, which has no $defs."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(defs[node["$ref"].rsplit("/", 1)[1]])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(value) for value in node]
+        return node
+
+    return resolve(schema)
+
+
 V2_ERRORS = {
     400: {"model": V2ErrorResponse, "description": "invalid request or tensor"},
     401: {"model": V2ErrorResponse, "description": "API key missing or wrong"},

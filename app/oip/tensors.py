@@ -3,7 +3,8 @@
 A request body is a JSON header, optionally followed by raw little-endian tensor bytes
 (`Inference-Header-Content-Length` gives the header's size; each binary input declares
 `binary_data_size`). Inputs become float32 arrays checked against the model's shape,
-row limit and value range before any model work; outputs go back as JSON numbers or, when
+row limit (app/limits.py, as the REST route of the same operation) and value range before
+any model work; outputs go back as JSON numbers or, when
 asked (`binary_data`, `binary_data_output`), as bytes after the JSON header.
 """
 
@@ -16,8 +17,11 @@ from fastapi import Response
 from pydantic import ValidationError
 from torch import Tensor
 
+from app import limits
 from app.errors import APIError, describe_errors
+from app.limits import Limit
 from app.oip.schemas import InferenceRequest, Parameters
+from app.settings import Settings
 
 HEADER_LENGTH = "inference-header-content-length"
 # Wire datatypes accepted for input tensors; every float converts exactly or within float32's
@@ -29,6 +33,9 @@ WIRE_DTYPES = {
     "UINT8": np.dtype("u1"),
 }
 FLOATS = ("FP32", "FP64", "FP16")
+# Parameters of Triton extensions this server does not implement (its metadata lists only
+# binary_tensor_data): refused, rather than ignored into a silently different answer.
+UNSUPPORTED = {"shared_memory_region": "shared-memory", "classification": "classification"}
 
 
 @dataclass(frozen=True)
@@ -48,8 +55,11 @@ def bad_tensor(detail: str, code: str = "invalid_tensor") -> APIError:
     return APIError(400, code, detail)
 
 
-def split_body(body: bytes, header_length: str | None, max_json_bytes: int) -> tuple[bytes, bytes]:
-    """The JSON header and the binary tensor data after it (empty without the extension)."""
+def split_body(
+    body: bytes, header_length: str | None, settings: Settings
+) -> tuple[bytes, memoryview]:
+    """The JSON header and a view of the binary tensor data after it (empty without the
+    extension; a view, so a batch's bytes are not copied before numpy reads them)."""
     size = len(body)
     if header_length is not None:
         if not (header_length.isascii() and header_length.isdigit()):
@@ -60,14 +70,11 @@ def split_body(body: bytes, header_length: str | None, max_json_bytes: int) -> t
                 f"Inference-Header-Content-Length is {size} but the body holds {len(body)} bytes",
                 "bad_header",
             )
-    if size > max_json_bytes:  # JSON is parsed on the event loop: same bound as the REST routes
-        raise APIError(
-            413,
-            "payload_too_large",
-            f"the JSON header exceeds {max_json_bytes} bytes: send "
-            "tensors as binary data (binary_data_size)",
-        )
-    return body[:size], body[size:]
+    if size > settings.max_json_bytes:  # parsed on the event loop: the REST routes' JSON bound
+        error = limits.JSON_BYTES.error(size, settings.max_json_bytes)
+        error.detail += "; send large tensors as binary data (binary_data_size)"
+        raise error
+    return body[:size], memoryview(body)[size:]
 
 
 def parse_request(header: bytes) -> InferenceRequest:
@@ -75,6 +82,12 @@ def parse_request(header: bytes) -> InferenceRequest:
         return InferenceRequest.model_validate_json(header)
     except ValidationError as e:
         raise bad_tensor(describe_errors(e.errors()), "invalid_request") from None
+
+
+def refuse_extensions(parameters: Parameters | None, where: str) -> None:
+    for key, extension in UNSUPPORTED.items():
+        if key in (parameters or {}):
+            raise bad_tensor(f"{where}: the {extension} extension is not supported", "unsupported")
 
 
 def flag(parameters: Parameters | None, key: str) -> bool:
@@ -93,7 +106,9 @@ def binary_size(parameters: Parameters | None) -> int | None:
     return value
 
 
-def check_shape(shape: list[int], spec: TensorSpec, max_rows: int) -> tuple[int, ...]:
+def check_shape(
+    shape: list[int], spec: TensorSpec, rows: Limit, settings: Settings
+) -> tuple[int, ...]:
     wanted = ["N", *spec.shape[1:]]
     if len(shape) != len(spec.shape) or list(shape[1:]) != list(spec.shape[1:]):
         raise bad_tensor(
@@ -101,8 +116,7 @@ def check_shape(shape: list[int], spec: TensorSpec, max_rows: int) -> tuple[int,
         )
     if shape[0] < 1:
         raise bad_tensor(f"input '{spec.name}' holds no row")
-    if shape[0] > max_rows:
-        raise APIError(413, "too_many_rows", f"at most {max_rows} rows per request")
+    rows.check(shape[0], settings)
     return tuple(shape)
 
 
@@ -122,20 +136,21 @@ def json_values(data: list, datatype: str, name: str) -> np.ndarray:
 
 
 def input_array(
-    request: InferenceRequest, spec: TensorSpec, binary: bytes, max_rows: int
+    request: InferenceRequest, spec: TensorSpec, binary: memoryview, rows: Limit, settings: Settings
 ) -> np.ndarray:
     """The request's one input as a checked float32 array of its declared shape."""
     if len(request.inputs) != 1 or request.inputs[0].name != spec.name:
         given = [i.name for i in request.inputs]
         raise bad_tensor(f"this model takes one input named '{spec.name}', not {given}")
     tensor = request.inputs[0]
+    refuse_extensions(tensor.parameters, f"input '{spec.name}'")
     if tensor.datatype not in spec.datatypes:
         raise bad_tensor(
             f"input '{spec.name}' datatype {tensor.datatype!r} is not supported: send one of "
             f"{', '.join(spec.datatypes)}",
             "unsupported_datatype",
         )
-    shape = check_shape(tensor.shape, spec, max_rows)
+    shape = check_shape(tensor.shape, spec, rows, settings)
     dtype = WIRE_DTYPES[tensor.datatype]
     declared = binary_size(tensor.parameters)
     if declared is not None:
@@ -194,10 +209,10 @@ def requested_outputs(request: InferenceRequest, names: list[str]) -> list[tuple
     for output in request.outputs:
         if output.name not in names:
             raise bad_tensor(f"no output named '{output.name}': this model has {names}")
-        binary = output.parameters is not None and "binary_data" in output.parameters
-        wanted.append(
-            (output.name, flag(output.parameters, "binary_data") if binary else every_binary)
-        )
+        refuse_extensions(output.parameters, f"output '{output.name}'")
+        asked = output.parameters is not None and "binary_data" in output.parameters
+        binary = flag(output.parameters, "binary_data") if asked else every_binary
+        wanted.append((output.name, binary))
     return wanted
 
 

@@ -1,13 +1,11 @@
 """Latents in: decode z, sample from the prior, interpolate between two points."""
 
-import secrets
-
 import torch
 from fastapi import APIRouter, Request, Response
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from app import limits
-from app.dependencies import Model
+from app.dependencies import Model, require
 from app.errors import APIError, describe_errors
 from app.media import (
     decode_images,
@@ -17,17 +15,20 @@ from app.media import (
     read_uploads,
     wants_json,
 )
-from app.queries import ImageQuery, InterpolateQuery, SampleQuery, as_openapi, parse_query
+from app.queries import DecodeParams, InterpolateParams, SampleParams
+from app.sampling import bernoulli_pixels, seeded
 from app.schemas import (
     SEED_HEADER,
     DecodeRequest,
     ImagesResponse,
+    InterpolateDigitsRequest,
     InterpolateRequest,
     errors,
     image_answers,
 )
 
 router = APIRouter(tags=["images out"])
+INTERPOLATE_BODY = TypeAdapter(InterpolateRequest | InterpolateDigitsRequest)
 
 
 def latent_tensor(rows: list[list[float]], latent_dim: int) -> torch.Tensor:
@@ -46,36 +47,50 @@ def latent_tensor(rows: list[list[float]], latent_dim: int) -> torch.Tensor:
     "/decode",
     response_class=Response,
     responses=image_answers(ImagesResponse) | errors(401, 413, 422, 503),
-    openapi_extra=as_openapi(ImageQuery),
 )
-async def decode(body: DecodeRequest, request: Request, model: Model) -> Response:
-    """Decode latent vectors to images (Bernoulli means). One vector gives one 28x28 PNG,
-    several give a grid."""
-    query = parse_query(request, ImageQuery)
+async def decode(
+    body: DecodeRequest, request: Request, model: Model, query: DecodeParams
+) -> Response:
+    """Decode latent vectors to images (Bernoulli means, or binary draws with
+    pixels=bernoulli). One vector gives one 28x28 PNG, several give a grid."""
     rows = body.z if body.z and isinstance(body.z[0], list) else [body.z]
     limits.VECTORS.check(len(rows), model.settings)
     limits.check_output(len(rows), query.scale, model.settings)
     z = latent_tensor(rows, model.latent_dim)
     images = await model.decode(z)
-    return await image_response(request, images, wants_json(request, query.format), query.scale)
+    seed = None
+    if query.pixels == "bernoulli":
+        generator, seed = seeded(query.seed)
+        images = bernoulli_pixels(images, generator)
+    as_json = wants_json(request, query.format)
+    return await image_response(request, images, as_json, query.scale, seed=seed)
 
 
 @router.get(
     "/sample",
     response_class=Response,
-    responses=image_answers(ImagesResponse, SEED_HEADER) | errors(401, 413, 422, 503),
-    openapi_extra=as_openapi(SampleQuery),
+    responses=image_answers(ImagesResponse, SEED_HEADER) | errors(401, 413, 422, 501, 503),
 )
-async def sample(request: Request, model: Model) -> Response:
-    """Draw n images from the prior: z ~ N(0, temperature^2 I), decoded. The seed used is
-    returned (X-Seed header, or `seed` in JSON) so any result can be reproduced."""
-    query = parse_query(request, SampleQuery)
+async def sample(request: Request, model: Model, query: SampleParams) -> Response:
+    """Draw n images from the prior, z ~ N(0, temperature^2 I), or with `digit` from that
+    digit's density in latent space, decoded (means, or binary draws with
+    pixels=bernoulli). The seed used is returned (X-Seed header, or `seed` in JSON) so any
+    result can be reproduced."""
+    if query.digit is not None:
+        require(model, "conditional_sampling")
     limits.VECTORS.check(query.n, model.settings)
     limits.check_output(query.n, query.scale, model.settings)
-    seed = secrets.randbits(63) if query.seed is None else query.seed
-    generator = torch.Generator().manual_seed(seed)
-    z = torch.randn(query.n, model.latent_dim, generator=generator) * query.temperature
+    generator, seed = seeded(query.seed)
+    eps = torch.randn(query.n, model.latent_dim, generator=generator)
+    if query.digit is None:
+        z = eps * query.temperature
+    else:
+        digits = torch.full((query.n,), query.digit, dtype=torch.long)
+        u = torch.rand(query.n, generator=generator)  # picks a mixture component
+        z = await model.digit_latents(digits, eps, u, query.temperature)
     images = await model.decode(z)
+    if query.pixels == "bernoulli":
+        images = bernoulli_pixels(images, generator)
     as_json = wants_json(request, query.format)
     return await image_response(request, images, as_json, query.scale, z=z, seed=seed)
 
@@ -83,13 +98,19 @@ async def sample(request: Request, model: Model) -> Response:
 @router.post(
     "/interpolate",
     response_class=Response,
-    responses=image_answers(ImagesResponse) | errors(400, 401, 413, 415, 422, 503),
+    responses=image_answers(ImagesResponse) | errors(400, 401, 413, 415, 422, 501, 503),
     openapi_extra={
-        **as_openapi(InterpolateQuery),
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": InterpolateRequest.model_json_schema()},
+                "application/json": {
+                    "schema": {
+                        "anyOf": [
+                            InterpolateRequest.model_json_schema(),
+                            InterpolateDigitsRequest.model_json_schema(),
+                        ]
+                    }
+                },
                 "multipart/form-data": {
                     "schema": image_form("exactly two images: start and end", 2, 2)
                 },
@@ -97,32 +118,45 @@ async def sample(request: Request, model: Model) -> Response:
         },
     },
 )
-async def interpolate(request: Request, model: Model) -> Response:
+async def interpolate(request: Request, model: Model, query: InterpolateParams) -> Response:
     """Decode the straight line between two latent points (PNG: one strip): two z vectors
-    (JSON) or the means of q(z|x) of two uploaded images (multipart, field `file` twice)."""
-    query = parse_query(request, InterpolateQuery)
+    or two digits (JSON), or the means of q(z|x) of two uploaded images (multipart, field
+    `file` twice; JSON then also returns `inputs`, the two 28x28 images the encoder saw)."""
     steps = query.steps
     limits.STEPS.check(steps, model.settings)
     limits.check_output(steps, query.scale, model.settings)
-    start, end = await interpolation_ends(request, model)
+    start, end, inputs = await interpolation_ends(request, model)
     t = torch.linspace(0, 1, steps).unsqueeze(1)
     z = (1 - t) * start + t * end  # (steps, D)
     images = await model.decode(z)
     as_json = wants_json(request, query.format)
-    return await image_response(request, images, as_json, query.scale, columns=steps, z=z)
+    uploaded = {} if inputs is None else {"inputs": inputs[:, 0]}  # what the encoder saw
+    return await image_response(
+        request, images, as_json, query.scale, columns=steps, z=z, **uploaded
+    )
 
 
-async def interpolation_ends(request: Request, model: Model) -> tuple[torch.Tensor, torch.Tensor]:
+async def interpolation_ends(
+    request: Request, model: Model
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Both ends, and the two model inputs when the ends came as images."""
     if parsed_as_json(request.headers.get("content-type", "").encode("latin-1")):
         try:
-            body = InterpolateRequest.model_validate_json(await request.body())
+            body = INTERPOLATE_BODY.validate_json(await request.body())
         except ValidationError as e:
             raise APIError(422, "invalid_parameters", describe_errors(e.errors())) from None
-        ends = latent_tensor([body.z_start, body.z_end], model.latent_dim)
-        return ends[0], ends[1]
+        if isinstance(body, InterpolateDigitsRequest):
+            require(model, "conditional_sampling")
+            digits = torch.tensor([body.digit_start, body.digit_end])
+            median = torch.full((2,), 0.5)  # the component at the median of the weights
+            eps = torch.zeros(2, model.latent_dim)
+            ends = await model.digit_latents(digits, eps, median, 0.0)
+        else:
+            ends = latent_tensor([body.z_start, body.z_end], model.latent_dim)
+        return ends[0], ends[1], None
     blobs = await read_uploads(request, model.settings)
     if len(blobs) != 2:
         raise APIError(422, "invalid_parameters", f"send exactly two images, not {len(blobs)}")
     x = await decode_images(request, blobs, model.settings)
     mu = (await model.encode(x))[0]
-    return mu[0], mu[1]
+    return mu[0], mu[1], x

@@ -18,5 +18,6 @@ async def model_card(model: Model) -> ModelResponse:
         device=str(model.device),
         precision=model.settings.precision,
         batching=model.settings.batching,
+        capabilities=model.capabilities,
         card=model.card,
     )

@@ -23,6 +23,7 @@ from app.oip.schemas import (
     ModelReadyResponse,
     ReadyResponse,
     ServerMetadataResponse,
+    inline_schema,
 )
 from app.oip.tensors import (
     HEADER_LENGTH,
@@ -137,7 +138,7 @@ INFER_OPENAPI = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": InferenceRequest.model_json_schema()},
+            "application/json": {"schema": inline_schema(InferenceRequest)},
             "application/octet-stream": {
                 "schema": {"type": "string", "format": "binary"},
                 "description": "JSON header, then the binary inputs in order",
@@ -164,11 +165,9 @@ async def run_inference(
     if request.headers.get("content-encoding", "identity").lower() != "identity":
         # tritonclient's request_compression_algorithm: the bodies here are small or binary
         raise APIError(415, "unsupported_media_type", "send the body uncompressed")
-    header, binary = split_body(
-        await request.body(), request.headers.get(HEADER_LENGTH), settings.max_json_bytes
-    )
+    header, binary = split_body(await request.body(), request.headers.get(HEADER_LENGTH), settings)
     infer_request = parse_request(header)
-    x = input_array(infer_request, served.input, binary, served.max_rows(settings))
+    x = input_array(infer_request, served.input, binary, served.rows, settings)
     wanted = requested_outputs(infer_request, served.output_names)
     tensors = await served.run(service, torch.from_numpy(x))
     reply = {"model_name": served.name, "model_version": service.version}

@@ -36,8 +36,15 @@ def test_encode_raw_body_equals_multipart(client, digit_png):
     assert raw.json()["mu"] == multipart.json()["mu"]
 
 
+def bar_png() -> bytes:
+    """A 28x28 horizontal bar: a digit unlike the fixture's vertical stroke."""
+    array = np.zeros((28, 28), dtype=np.uint8)
+    array[12:15, 4:24] = 200
+    return png_bytes(array)
+
+
 def test_encode_batch_returns_list_in_order(client, digit_png):
-    other = png_bytes(np.full((28, 28), 128))
+    other = bar_png()
     files = [("file", ("a.png", digit_png, "image/png")), ("file", ("b.png", other, "image/png"))]
     r = client.post("/encode", files=files)
     assert r.status_code == 200
@@ -129,7 +136,7 @@ def test_interpolate_between_latents_is_a_strip(client):
 
 
 def test_interpolate_between_two_images(client, digit_png):
-    other = png_bytes(np.full((28, 28), 200))
+    other = bar_png()
     files = [("file", ("a.png", digit_png, "image/png")), ("file", ("b.png", other, "image/png"))]
     r = client.post("/interpolate?steps=3&format=json", files=files)
     assert r.status_code == 200 and r.json()["count"] == 3

@@ -19,10 +19,25 @@ def encode(image: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:
     return buffer.getvalue()
 
 
+def mnist_like_digit() -> np.ndarray:
+    """A 28x28 white-on-black digit with grey levels: a ring, like a 0."""
+    ys, xs = np.indices((28, 28))
+    radius = np.hypot(ys - 14, (xs - 14) * 1.4)
+    ring = np.clip(1.5 - np.abs(radius - 8), 0, 1)
+    noise = np.random.default_rng(0).integers(0, 30, (28, 28))
+    return np.clip(ring * 255 + noise * (ring > 0), 0, 255).astype(np.uint8)
+
+
 def test_28x28_passes_unchanged():
-    array = np.random.default_rng(0).integers(0, 256, (28, 28)).astype(np.uint8)
+    array = mnist_like_digit()
     x = imaging.preprocess(png_bytes(array), 10**6)
     assert x.shape == (1, 28, 28) and x.dtype == np.float32
+    np.testing.assert_allclose(x[0], array / 255.0, atol=1e-6)
+
+
+def test_28x28_dark_digit_on_light_is_inverted():
+    array = mnist_like_digit()
+    x = imaging.preprocess(png_bytes(255 - array), 10**6)
     np.testing.assert_allclose(x[0], array / 255.0, atol=1e-6)
 
 
@@ -46,9 +61,11 @@ def test_aspect_ratio_is_kept():
     assert cols.max() - cols.min() > 4 * (rows.max() - rows.min() + 1)
 
 
-def test_blank_image_gives_zeros():
-    x = imaging.preprocess(png_bytes(np.full((50, 50), 255)), 10**6)
-    assert x.shape == (1, 28, 28) and x.max() == 0
+@pytest.mark.parametrize("shape", [(50, 50), (28, 28)])
+def test_blank_image_is_no_digit(shape):
+    with pytest.raises(APIError) as e:
+        imaging.preprocess(png_bytes(np.full(shape, 255)), 10**6)
+    assert (e.value.status, e.value.code) == (422, "no_digit")
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "CMYK", "P", "I;16", "LA", "1"])
@@ -76,10 +93,10 @@ def test_exif_orientation_is_applied():
 
 
 def test_animated_gif_uses_first_frame():
-    frames = [Image.new("L", (28, 28), v) for v in (0, 255)]
+    frames = [Image.fromarray(mnist_like_digit()), Image.new("L", (28, 28), 0)]
     buffer = io.BytesIO()
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
-    assert imaging.preprocess(buffer.getvalue(), 10**6).max() == 0
+    assert imaging.preprocess(buffer.getvalue(), 10**6).max() > 0.5
 
 
 def test_unsupported_format_is_415():

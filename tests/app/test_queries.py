@@ -37,9 +37,10 @@ def test_invalid_values_are_422_naming_each_field(client):
 @pytest.mark.parametrize(
     ("method", "path", "names"),
     [
-        ("get", "/sample", {"n", "seed", "temperature", "format", "scale"}),
-        ("post", "/decode", {"format", "scale"}),
-        ("post", "/reconstruct", {"format", "scale"}),
+        ("get", "/sample", {"n", "seed", "temperature", "format", "scale", "digit", "pixels"}),
+        ("post", "/decode", {"format", "scale", "pixels", "seed"}),
+        ("post", "/reconstruct", {"format", "scale", "pixels", "seed", "draw"}),
+        ("post", "/score", {"k"}),
         ("post", "/interpolate", {"steps", "format", "scale"}),
     ],
 )

@@ -43,3 +43,12 @@ def exposition(image_service) -> str:
     status, body = http_get(image_service.url + "/metrics")
     assert status == 200
     return body.decode()
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    """The project's image, built with podman by scripts/container/build.sh (needs root)."""
+    from tests.deploy.containers import IMAGE, run_script
+
+    run_script("build.sh")
+    return IMAGE

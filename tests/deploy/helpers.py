@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -150,3 +151,20 @@ def settings_env_names() -> set[str]:
     from app.settings import Settings
 
     return {f"VAE_{name.upper()}" for name in Settings.model_fields}
+
+
+class PrometheusServer:
+    """Prometheus's HTTP API on a local port."""
+
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+
+    def api(self, path: str, **params) -> dict:
+        query = urllib.parse.urlencode(params)
+        status, body = http_get(f"{self.url}/api/v1/{path}?{query}")
+        reply = json.loads(body)
+        assert status == 200 and reply["status"] == "success", reply
+        return reply["data"]
+
+    def query(self, expr: str) -> list[dict]:
+        return self.api("query", query=expr)["result"]

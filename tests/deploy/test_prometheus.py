@@ -4,7 +4,6 @@ scraping the service as the image runs it."""
 import json
 import math
 import shutil
-import urllib.parse
 
 import pytest
 import yaml
@@ -12,6 +11,7 @@ import yaml
 from tests.deploy.helpers import (
     DEPLOY,
     Process,
+    PrometheusServer,
     free_port,
     http_get,
     require_tool,
@@ -36,21 +36,6 @@ def test_promtool_accepts_config_and_rules():
 def test_alerts_fire_as_their_unit_tests_expect():
     result = run_tool("promtool", "test", "rules", "tests/deploy/alerts_test.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-class PrometheusServer:
-    def __init__(self, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-
-    def api(self, path: str, **params) -> dict:
-        query = urllib.parse.urlencode(params)
-        status, body = http_get(f"{self.url}/api/v1/{path}?{query}")
-        reply = json.loads(body)
-        assert status == 200 and reply["status"] == "success", reply
-        return reply["data"]
-
-    def query(self, expr: str) -> list[dict]:
-        return self.api("query", query=expr)["result"]
 
 
 @pytest.fixture(scope="module")

@@ -77,3 +77,24 @@ def test_quick_evaluation_agrees_with_the_card(shipped, card, mnist_dir):
     )
     assert result["test_nll_iwae"] == pytest.approx(spot["nll"], abs=0.5)
     assert result["test_nll_iwae"] == pytest.approx(card["metrics"]["test_nll_iwae"], abs=6.0)
+
+
+def test_shipped_capabilities_match_the_card(shipped, card, mnist_dir):
+    """The heads fitted at export: classify as accurately as the card says (first 1,000
+    test digits, grey levels), score test digits around the middle of the table."""
+    from model.fit_heads import Digits
+
+    cap = card["capabilities"]
+    assert set(cap["provides"]) == {"score", "classify", "conditional_sampling"}
+    assert cap["classifier_test_accuracy"] >= 0.98
+    test = Digits.load("test", mnist_dir)
+    x, labels = test.images[:1000], test.labels[:1000]
+    with torch.no_grad():
+        probabilities, mu = shipped.classify(x)
+        accuracy = (probabilities.argmax(-1) == labels).float().mean().item()
+        assert accuracy == pytest.approx(cap["classifier_test_accuracy"], abs=0.01)
+        torch.manual_seed(0)
+        *_, percentile, typical = shipped.score(x[:100], 100)
+    assert 30 < percentile.median().item() < 70 and typical.float().mean() > 0.9
+    assert torch.equal(shipped.score_table.sort().values, shipped.score_table)
+    assert shipped.typical_threshold.item() == pytest.approx(cap["typical_threshold"])

@@ -1,11 +1,15 @@
 """The Open Inference Protocol under /v2, in-process on the tiny model: metadata, health,
 infer with JSON and binary tensors, and agreement with the REST routes."""
 
+import asyncio
 import json
+import time
 
 import numpy as np
 import pytest
 
+from app.inference import ModelService
+from app.main import create_app
 from tests.conftest import png_bytes
 from tests.oip.helpers import (
     DECODER,
@@ -18,6 +22,15 @@ from tests.oip.helpers import (
     outputs_of,
     stroke_image,
 )
+from tests.reliability.conftest import run_async, running
+
+PNG = {"content-type": "image/png"}
+
+
+def sample(text: str, series: str) -> float:
+    """The value of one series in a Prometheus exposition (0 when absent)."""
+    line = next((line for line in text.splitlines() if line.startswith(series)), None)
+    return float(line.split()[-1]) if line else 0.0
 
 
 def test_server_metadata_names_the_binary_extension(client):
@@ -186,11 +199,6 @@ def test_a_batch_is_one_model_call(client):
     assert response.status_code == 200
     assert outputs_of(response)["mu"].shape == (64, LATENT)
     after = client.get("/metrics").text
-
-    def sample(text: str, series: str) -> float:
-        line = next(line for line in text.splitlines() if line.startswith(series))
-        return float(line.split()[-1])
-
     calls = 'vae_batch_size_count{operation="encode"}'
     rows = 'vae_batch_size_sum{operation="encode"}'
     assert sample(after, calls) - sample(before, calls) == 1
@@ -244,4 +252,40 @@ def test_openapi_documents_the_protocol(client):
         assert path in paths, path
     infer = paths["/v2/models/{model_name}/infer"]["post"]
     assert set(infer["requestBody"]["content"]) == {"application/json", "application/octet-stream"}
+    request = infer["requestBody"]["content"]["application/json"]["schema"]
+    assert "$ref" not in json.dumps(request)  # inlined: "#/$defs/..." would not resolve here
+    assert request["properties"]["inputs"]["items"]["required"] == ["name", "shape", "datatype"]
     assert {"400", "404", "413", "503"} <= set(infer["responses"])
+
+
+def test_v2_and_rest_requests_share_batches(monkeypatch, settings_for):
+    """While the model is busy, a v2 infer and a REST /encode queue up and run as one call."""
+    forward = ModelService.forward
+
+    def slow_forward(self, method, x):
+        time.sleep(0.3)
+        return forward(self, method, x)
+
+    monkeypatch.setattr(ModelService, "forward", slow_forward)
+    app = create_app(settings_for(warmup=False))
+    png = png_bytes(stroke_image()[0, 0] * 255)
+    body, headers = binary_request("image", np.repeat(stroke_image(), 2, axis=0))
+
+    async def scenario():
+        async with running(app) as client:
+            before = (await client.get("/metrics")).text
+            first = asyncio.create_task(client.post("/encode", content=png, headers=PNG))
+            await asyncio.sleep(0.1)  # the first call is now running on the model thread
+            v2, rest = await asyncio.gather(
+                client.post(ENCODER, content=body, headers=headers),
+                client.post("/encode", content=png, headers=PNG),
+            )
+            return await first, v2, rest, before, (await client.get("/metrics")).text
+
+    first, v2, rest, before, after = run_async(scenario())
+    assert first.status_code == v2.status_code == rest.status_code == 200
+    assert outputs_of(v2)["mu"].shape == (2, LATENT)
+    rows, calls = 'vae_batch_size_sum{operation="encode"}', 'vae_batch_size_count{operation="encode"}'
+    assert sample(after, rows) - sample(before, rows) == 4
+    # 1 row, then the v2 infer's 2 rows with the REST row (all 4 at once on a slow start)
+    assert sample(after, calls) - sample(before, calls) < 3

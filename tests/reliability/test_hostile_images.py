@@ -56,10 +56,17 @@ def animated_gif() -> bytes:
     return encoded(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50)
 
 
+def bar(width: int, height: int) -> Image.Image:
+    """A light horizontal bar across a dark RGB image (a stroke, not a blob)."""
+    array = np.zeros((height, width), dtype=np.uint8)
+    array[height // 2 - 2 : height // 2 + 2, width // 8 : width - width // 8] = 255
+    return Image.fromarray(array).convert("RGB")
+
+
 def exif_rotated_jpeg() -> bytes:
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
-    return encoded(stroke(60, 20, "RGB"), "JPEG", exif=exif.tobytes(), quality=95)
+    return encoded(bar(60, 20), "JPEG", exif=exif.tobytes(), quality=95)
 
 
 VALID = {
@@ -76,11 +83,16 @@ VALID = {
     "BMP": encoded(stroke(28, 28, "RGB"), "BMP"),
     "WebP": encoded(stroke(28, 28, "RGB"), "WEBP"),
     "TIFF float": encoded(Image.fromarray(np.asarray(stroke(30, 30), dtype=np.float32)), "TIFF"),
+}
+
+# Valid images that hold no digit: 422 no_digit (docs/preprocessing.md), not a ghost encoding.
+NO_DIGIT = {
     "1x1": encoded(Image.new("L", (1, 1), 255)),
     "1x5000": encoded(stroke(1, 5000)),
     "5000x1": encoded(stroke(5000, 1)),
     "all white": encoded(Image.new("L", (50, 50), 255)),
     "all black": encoded(Image.new("L", (50, 50), 0)),
+    "a single dot": encoded(Image.fromarray(np.pad(np.full((6, 6), 255, np.uint8), 40))),
 }
 
 digit = encoded(stroke(28, 28))
@@ -131,6 +143,14 @@ def test_valid_unusual_images_encode_to_finite_gaussians(shared, name):
     still_serving(shared)
 
 
+@pytest.mark.parametrize("name", NO_DIGIT)
+def test_images_without_a_digit_get_no_digit_quickly(shared, name):
+    response, seconds = post_image(shared, NO_DIGIT[name])
+    assert_error(response, 422, "no_digit")
+    assert seconds < TIME_BOUND_S
+    still_serving(shared)
+
+
 @pytest.mark.parametrize("name", INVALID)
 def test_hostile_uploads_get_the_documented_error_quickly(shared, name):
     data, status, code = INVALID[name]
@@ -158,11 +178,9 @@ def test_huge_palette_is_refused_or_read_safely(shared):
 
 
 def test_exif_orientation_is_applied():
-    upright = imaging.preprocess(
-        encoded(stroke(60, 20, "RGB").rotate(-90, expand=True), "PNG"), 10**6
-    )
+    upright = imaging.preprocess(encoded(bar(60, 20).rotate(-90, expand=True), "PNG"), 10**6)
     rotated = imaging.preprocess(exif_rotated_jpeg(), 10**6)
-    sideways = imaging.preprocess(encoded(stroke(60, 20, "RGB"), "PNG"), 10**6)
+    sideways = imaging.preprocess(encoded(bar(60, 20), "PNG"), 10**6)
     assert np.abs(rotated - upright).mean() < np.abs(rotated - sideways).mean() / 4
 
 

@@ -98,6 +98,18 @@ CASES = [
         400,
     ),
     ("not an object", ENCODER, [1, 2, 3], 400),
+    (
+        "shared-memory input",
+        ENCODER,
+        {"inputs": [{**BINARY_HEADER["inputs"][0], "parameters": {"shared_memory_region": "r"}}]},
+        400,
+    ),
+    (
+        "classification output",
+        ENCODER,
+        json_request("image", X, outputs=[{"name": "mu", "parameters": {"classification": 3}}]),
+        400,
+    ),
     ("shape of floats", ENCODER, with_input(shape=[1.5, 1, 28, 28]), 400),
     (
         "missing shape",

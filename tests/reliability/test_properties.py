@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from app.batching import MicroBatcher
+from app.errors import APIError
 from app.imaging import preprocess
 from model import artifact
 from tests.reliability.conftest import LATENT, encoded
@@ -65,7 +66,12 @@ def module(tiny_model_file):
 @BOUNDED
 @given(data=images())
 def test_any_valid_image_encodes_to_a_finite_gaussian(module, data):
-    x = preprocess(data, 16_000_000)
+    """...or is refused as holding no digit (422 no_digit, docs/preprocessing.md)."""
+    try:
+        x = preprocess(data, 16_000_000)
+    except APIError as e:
+        assert (e.status, e.code) == (422, "no_digit"), e.detail
+        return
     assert x.shape == (1, 28, 28) and x.dtype == np.float32
     assert np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1
     with torch.inference_mode():

@@ -7,10 +7,12 @@ import re
 import pytest
 
 from tests.helpers import assert_error
+from tests.oip.helpers import ENCODER, assert_v2_error, json_request, stroke_image
 from tests.reliability.conftest import LATENT
 
 KEY = "s3cret-key"
 Z = [0.0] * LATENT
+OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"}
 
 
 def api_calls(digit_png: bytes) -> list[tuple[str, str, dict]]:
@@ -22,7 +24,19 @@ def api_calls(digit_png: bytes) -> list[tuple[str, str, dict]]:
         ("GET", "/sample?n=2", {}),
         ("POST", "/interpolate", {"json": {"z_start": Z, "z_end": Z}}),
         ("GET", "/model", {}),
+        ("GET", "/v2", {}),
+        ("GET", "/v2/models/vae-encoder", {}),
+        ("GET", "/v2/models/vae-encoder/ready", {}),
+        ("POST", ENCODER, {"json": json_request("image", stroke_image())}),
     ]
+
+
+def assert_unauthorized(response, path: str) -> None:
+    """401 in the route's error shape (the Open Inference Protocol's under /v2)."""
+    if path.startswith("/v2"):
+        assert_v2_error(response, 401)
+    else:
+        assert_error(response, 401, "unauthorized")
 
 
 def call(client, method, path, kwargs, headers):
@@ -45,7 +59,7 @@ def test_every_api_route_needs_the_key(keyed, digit_png):
             {"X-API-Key": ""},
         ):
             response = call(keyed, method, path, kwargs, headers)
-            assert_error(response, 401, "unauthorized")
+            assert_unauthorized(response, path)
             assert response.headers["www-authenticate"] == "Bearer"
         for headers in (
             {"X-API-Key": KEY},
@@ -60,7 +74,7 @@ def test_the_key_is_checked_before_the_body_is_parsed(keyed):
     assert_error(response, 401, "unauthorized")
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+@pytest.mark.parametrize("path", sorted(OPEN_PATHS))
 def test_operations_routes_stay_open(keyed, path):
     assert keyed.get(path).status_code == 200
 
@@ -68,16 +82,13 @@ def test_operations_routes_stay_open(keyed, path):
 def test_no_route_lists_a_key_route_as_open(keyed):
     """Every operation in the schema except the operations ones is guarded."""
     schema = keyed.get("/openapi.json").json()
-    open_paths = {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"}
     for path, operations in schema["paths"].items():
         for method in operations:
             response = keyed.request(method.upper(), path)
-            if path in open_paths:
+            if path in OPEN_PATHS:
                 assert response.status_code == 200
-            elif path.startswith("/v2"):  # the Open Inference Protocol's error shape
-                assert response.status_code == 401 and "error" in response.json()
             else:
-                assert_error(response, 401, "unauthorized")
+                assert_unauthorized(response, path)
 
 
 def test_cors_is_closed_by_default(client):

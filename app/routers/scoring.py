@@ -1,0 +1,68 @@
+"""What the model knows about an image: how likely it is (/score), which digit (/classify)."""
+
+import orjson
+from fastapi import APIRouter, Request, Response
+
+from app import limits
+from app.dependencies import Model, require
+from app.media import IMAGE_BODY, decode_images, read_images, read_uploads
+from app.queries import ScoreParams
+from app.schemas import ERROR_RESPONSES, NOT_SUPPORTED, ClassifyResponse, ScoreResponse
+
+NUMPY = orjson.OPT_SERIALIZE_NUMPY
+router = APIRouter(tags=["images in"], responses={**ERROR_RESPONSES, **NOT_SUPPORTED})
+SCORE_FIELDS = ("elbo", "reconstruction", "kl", "log_likelihood", "bits_per_dim", "percentile")
+
+
+def json_response(results: list[dict]) -> Response:
+    """One object for one image, a list for several (like /encode)."""
+    body = results[0] if len(results) == 1 else results
+    return Response(orjson.dumps(body, option=NUMPY), media_type="application/json")
+
+
+@router.post(
+    "/score",
+    response_model=ScoreResponse | list[ScoreResponse],
+    openapi_extra=IMAGE_BODY,
+)
+async def score(request: Request, model: Model, query: ScoreParams) -> Response:
+    """How likely each image is under the model: ELBO and its parts, the importance-weighted
+    log-likelihood with k samples (one batched decode of k samples per image), bits per
+    pixel, its percentile among MNIST test digits and whether it is typical.
+
+    Grey levels: log p(x|z) is the expectation over binarizations of x (the cross-entropy
+    with soft targets); see the response schema.
+    """
+    require(model, "score")
+    limits.SCORE_K.check(query.k, model.settings)
+    blobs = await read_uploads(request, model.settings)
+    samples = len(blobs) * query.k
+    shown = f"{len(blobs)} x {query.k} = {samples}"
+    limits.SCORE_SAMPLES.enforce(samples, model.settings.max_score_samples, shown)
+    x = await decode_images(request, blobs, model.settings)
+    *values, typical = await model.score(x, query.k)
+    rows = zip(*(v.tolist() for v in values), typical.tolist(), strict=True)
+    results = [
+        {**dict(zip(SCORE_FIELDS, row[:-1], strict=True)), "typical": row[-1] > 0.5, "k": query.k}
+        for row in rows
+    ]
+    return json_response(results)
+
+
+@router.post(
+    "/classify",
+    response_model=ClassifyResponse | list[ClassifyResponse],
+    openapi_extra=IMAGE_BODY,
+)
+async def classify(request: Request, model: Model) -> Response:
+    """Which digit each image shows: probabilities from a small classifier trained on the
+    latent mean mu of the training digits (encoder frozen), and mu itself."""
+    require(model, "classify")
+    x = await read_images(request, model.settings)
+    probabilities, mu = await model.classify(x)
+    digits = probabilities.argmax(-1).tolist()
+    results = [
+        {"digit": digits[i], "probabilities": probabilities[i].numpy(), "mu": mu[i].numpy()}
+        for i in range(len(x))
+    ]
+    return json_response(results)

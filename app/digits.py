@@ -33,13 +33,15 @@ BOX = 20  # the digit's bounding box is fitted into BOX x BOX
 WORK_SIDE = 160  # photos are analysed at most this size (px on the longer side)
 KERNEL_FRACTION = 1 / 4  # background opening: this share of the longer side (> any stroke)
 POLARITY_SIDE = 64  # polarity is judged on a thumbnail this size
-MIN_PAPER = 0.2  # darkest paper brightness dark ink is divided by (deep shadow, not desk)
-INK_FRACTION = 0.35  # ink: top-hat above this share of the strongest ink...
+MIN_PAPER = 0.35  # darkest paper brightness dark ink is divided by (deep shadow, not desk)
+INK_FRACTION = 0.25  # ink: top-hat above this share of the strongest ink...
 NOISE_SIGMAS = 4.0  # ...and above this many noise deviations
 NEAR = 0.35  # components this close to the main one (share of its size) belong to the digit
 MIN_SHARE = 0.03  # ...if they hold at least this share of its ink
 SURROUND_ALIKE = 0.25  # a mark whose surround is this much as bright as itself: not ink
 ALIKE_STEP = 0.3  # "as bright": within this share of the mark's contrast
+LINE_THICKNESS = 0.02  # ruled lines: thinner than this share of the frame, half as long
+LINE_WIDTH = 0.15  # a mark spanning the frame and narrower than this share of it: a line
 EDGE_CONTACT = 0.35  # a component touching the frame along this share of its box: not ink
 # Stroke width in the 20x20 box (2 area / outline; MNIST test set: 5 % 1.5, median 2.25,
 # 95 % 3.5): outside MNIST_STROKE_RANGE, strokes are brought to MNIST_STROKE, measured and
@@ -50,7 +52,7 @@ STROKE_SCALE = 4
 # The no-digit rule (docs/preprocessing.md): the digit's ink must stand out from the
 # background by MIN_CONTRAST (of full scale) and by MIN_SNR noise deviations, span at least
 # MIN_EXTENT pixels, and be longer than MIN_ELONGATION stroke widths (a dot is ~1).
-MIN_CONTRAST = 0.06
+MIN_CONTRAST = 0.08
 MIN_SNR = 4.0
 MIN_EXTENT = 4
 MIN_ELONGATION = 1.5
@@ -126,7 +128,21 @@ def remove_background(bright: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, n
     ink = bright - opened
     if dark_ink:
         ink = np.clip(ink / np.maximum(1.0 - opened, MIN_PAPER), 0.0, 1.0)
-    return ink, opened
+    return without_lines(ink), opened
+
+
+def without_lines(ink: np.ndarray) -> np.ndarray:
+    """The marks less any thin straight horizontal or vertical line longer than half the
+    frame (ruled or squared paper, a margin): no stroke of a digit is both that long and
+    that thin (under LINE_THICKNESS of the frame, at least 3 px)."""
+    h, w = ink.shape
+    thin = max(3, round(LINE_THICKNESS * max(h, w)))
+    for along, across in (((max(3, w // 2), 1), (1, thin)), ((1, max(3, h // 2)), (thin, 1))):
+        rect = cv2.MORPH_RECT
+        long = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(rect, along))
+        thick = cv2.morphologyEx(long, cv2.MORPH_OPEN, cv2.getStructuringElement(rect, across))
+        ink = ink - (long - thick)
+    return ink
 
 
 def noise_sigma(values: np.ndarray) -> float:
@@ -160,6 +176,16 @@ def stands_alone(reading: "Reading", labels: np.ndarray, stats: np.ndarray, i: i
     return float(alike.mean()) < SURROUND_ALIKE
 
 
+def frame_lines(stats: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Per component: does it run from one edge of the frame to the opposite one while
+    narrow across (a ruled line, a margin)? A tightly cropped '1' is wide across its frame."""
+    h, w = shape
+    x, y, bw, bh = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
+    across = (x == 0) & (x + bw == w) & (bh < LINE_WIDTH * h)
+    down = (y == 0) & (y + bh == h) & (bw < LINE_WIDTH * w)
+    return across | down
+
+
 def digit_mask(reading: "Reading", smooth: np.ndarray, threshold: float) -> np.ndarray:
     """The ink that makes up the digit (bool mask; empty if none).
 
@@ -177,6 +203,7 @@ def digit_mask(reading: "Reading", smooth: np.ndarray, threshold: float) -> np.n
     mass[0] = 0
     contact = edge_contact(labels, stats)
     mass[contact > EDGE_CONTACT] = 0  # strips of desk or wall
+    mass[frame_lines(stats, smooth.shape)] = 0  # ruled paper, a table's edge
     h, w = smooth.shape
     off_centre = np.hypot(centroids[:, 0] / w - 0.5, centroids[:, 1] / h - 0.5) / np.sqrt(0.5)
     weight = mass * np.clip(1 - off_centre**2, 0.1, 1)

@@ -15,10 +15,11 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN apt-get update \
     && apt-get install -y --no-install-recommends binutils \
     && rm -rf /var/lib/apt/lists/*
-# torch without what serving a TorchScript file never touches (1,148 -> 718 MB with the rest
-# below): C++ headers (include/), test suites and their libraries, bin/ but the shared-memory
-# manager that `import torch` checks for, the torch.compile and ONNX stacks, and the symbol
-# tables of its shared libraries (backtraces keep the dynamic symbols).
+# torch without what serving a TorchScript file never touches (-430 MB with the removals
+# below; figures in docs/deploy.md): C++ headers (include/), test suites and their libraries,
+# bin/ but the shared-memory manager that `import torch` checks for, the torch.compile and
+# ONNX stacks, and the symbol tables of its shared libraries (backtraces keep the dynamic
+# symbols).
 RUN python -m venv /opt/venv \
     && pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \
     && site="$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \

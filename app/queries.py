@@ -76,14 +76,6 @@ class ReconstructQuery(DecodeQuery):
     )
 
 
-class ScoreQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    k: QueryInt = Field(
-        100, ge=1, description="importance samples for log_likelihood (at most VAE_MAX_SCORE_K)"
-    )
-
-
 class InterpolateQuery(ImageQuery):
     steps: QueryInt = Field(
         8,
@@ -99,6 +91,12 @@ class InputQuery(BaseModel):
 
     include_input: bool = Field(
         False, description="add `input` to each result: the 28x28 image the encoder saw"
+    )
+
+
+class ScoreQuery(InputQuery):
+    k: QueryInt = Field(
+        100, ge=1, description="importance samples for log_likelihood (at most VAE_MAX_SCORE_K)"
     )
 
 

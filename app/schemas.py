@@ -47,6 +47,9 @@ class ScoreResponse(BaseModel):
         "of MNIST test digits; GET /model card.capabilities.typical_threshold)"
     )
     k: int = Field(description="importance samples used")
+    input: list[list[float]] | None = Field(
+        None, description="the 28x28 model input (with include_input=true)"
+    )
 
 
 class ClassifyResponse(BaseModel):
@@ -55,6 +58,9 @@ class ClassifyResponse(BaseModel):
     digit: int = Field(description="most probable digit, 0-9")
     probabilities: list[float] = Field(description="10 probabilities summing to 1, digit 0 first")
     mu: list[float] = Field(description="mean of q(z|x), D values (the classifier's input)")
+    input: list[list[float]] | None = Field(
+        None, description="the 28x28 model input (with include_input=true)"
+    )
 
 
 class DecodeRequest(StrictModel):

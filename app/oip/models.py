@@ -3,10 +3,14 @@
 - `vae-encoder`: image FP32 [-1, 1, 28, 28] in [0, 1] -> mu, sigma FP32 [-1, D], kl FP32 [-1]
 - `vae-decoder`: z FP32 [-1, D] -> image FP32 [-1, 1, 28, 28] (Bernoulli means)
 - `vae-reconstruct`: image -> image, decode(mu): one round trip instead of two
+- `vae-score`: image -> elbo, reconstruction, kl, log_likelihood, bits_per_dim, percentile,
+  typical (1/0), each FP32 [-1]; request parameter `k` (importance samples, default 100)
+- `vae-classify`: image -> probabilities FP32 [-1, 10], mu FP32 [-1, D]
 
-The image routes that need PNG work or sampling (/sample, /interpolate) stay REST-only;
-score and classify are REST-only for now (docs/v2.md says why). Each infer
-request is one ModelService call: N rows are one submission to the micro-batcher.
+The last two exist only when the model file has the capability (GET /model), as /score and
+/classify answer 501 without it. /sample and /interpolate stay REST-only: both are the
+decoder on a z the client can make. Each infer request is one ModelService call: N rows are
+one submission to the micro-batcher.
 """
 
 from collections.abc import Awaitable, Callable
@@ -19,11 +23,23 @@ from app import limits
 from app.errors import APIError
 from app.inference import ModelService
 from app.limits import Limit
-from app.oip.tensors import FLOATS, TensorSpec
+from app.oip.schemas import Parameters
+from app.oip.tensors import FLOATS, TensorSpec, bad_tensor
 
 PLATFORM = "pytorch_torchscript"
 IMAGE = TensorSpec("image", (-1, 1, 28, 28), (*FLOATS, "UINT8"), unit_interval=True)
 IMAGE_OUT = TensorSpec("image", (-1, 1, 28, 28))
+SCORE_OUTPUTS = (
+    "elbo",
+    "reconstruction",
+    "kl",
+    "log_likelihood",
+    "bits_per_dim",
+    "percentile",
+    "typical",
+)
+DEFAULT_SCORE_K = 100  # as /score
+Run = Callable[[ModelService, Tensor, Parameters], Awaitable[tuple[Tensor, ...]]]
 
 
 @dataclass(frozen=True)
@@ -31,7 +47,7 @@ class ServedModel:
     name: str
     input: TensorSpec
     outputs: tuple[TensorSpec, ...]
-    run: Callable[[ModelService, Tensor], Awaitable[tuple[Tensor, ...]]]
+    run: Run  # the model call, with the request's parameters
     rows: Limit  # the REST route's limit for the same operation
 
     @property
@@ -48,21 +64,39 @@ class ServedModel:
         }
 
 
-async def encode(service: ModelService, x: Tensor) -> tuple[Tensor, ...]:
+async def encode(service: ModelService, x: Tensor, _: Parameters) -> tuple[Tensor, ...]:
     return await service.encode(x)
 
 
-async def decode(service: ModelService, z: Tensor) -> tuple[Tensor, ...]:
+async def decode(service: ModelService, z: Tensor, _: Parameters) -> tuple[Tensor, ...]:
     return (await service.decode(z),)
 
 
-async def reconstruct(service: ModelService, x: Tensor) -> tuple[Tensor, ...]:
+async def reconstruct(service: ModelService, x: Tensor, _: Parameters) -> tuple[Tensor, ...]:
     return (await service.reconstruct(x),)
 
 
+async def classify(service: ModelService, x: Tensor, _: Parameters) -> tuple[Tensor, ...]:
+    return await service.classify(x)
+
+
+async def score(service: ModelService, x: Tensor, parameters: Parameters) -> tuple[Tensor, ...]:
+    """The request parameter `k` is /score's query k, under the same two limits."""
+    k = parameters.get("k", DEFAULT_SCORE_K)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise bad_tensor("parameter k (importance samples) must be a positive integer")
+    limits.SCORE_K.check(k, service.settings)
+    shown = f"{len(x)} x {k} = {len(x) * k}"
+    limits.SCORE_SAMPLES.enforce(len(x) * k, service.settings.max_score_samples, shown)
+    return await service.score(x, k)
+
+
 @lru_cache(maxsize=8)
-def catalogue(latent_dim: int, has_kl: bool) -> dict[str, ServedModel]:
-    """Every served model by name, for a module of latent size D (with or without its KL)."""
+def catalogue(
+    latent_dim: int, has_kl: bool, capabilities: tuple[str, ...] = ()
+) -> dict[str, ServedModel]:
+    """Every served model by name, for a module of latent size D (with or without its KL,
+    and with the optional capabilities it has)."""
     latent = (-1, latent_dim)
     encoder_outputs = [TensorSpec("mu", latent), TensorSpec("sigma", latent)]
     if has_kl:
@@ -73,11 +107,17 @@ def catalogue(latent_dim: int, has_kl: bool) -> dict[str, ServedModel]:
         ServedModel("vae-decoder", z, (IMAGE_OUT,), decode, limits.VECTORS),
         ServedModel("vae-reconstruct", IMAGE, (IMAGE_OUT,), reconstruct, limits.IMAGES),
     ]
+    if "score" in capabilities:
+        scores = tuple(TensorSpec(name, (-1,)) for name in SCORE_OUTPUTS)
+        models.append(ServedModel("vae-score", IMAGE, scores, score, limits.IMAGES))
+    if "classify" in capabilities:
+        classes = (TensorSpec("probabilities", (-1, 10)), TensorSpec("mu", latent))
+        models.append(ServedModel("vae-classify", IMAGE, classes, classify, limits.IMAGES))
     return {m.name: m for m in models}
 
 
 def served_models(service: ModelService) -> dict[str, ServedModel]:
-    return catalogue(service.latent_dim, service.has_kl)
+    return catalogue(service.latent_dim, service.has_kl, tuple(service.capabilities))
 
 
 def find_model(service: ModelService, name: str, version: str | None = None) -> ServedModel:

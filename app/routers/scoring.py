@@ -5,8 +5,8 @@ from fastapi import APIRouter, Request, Response
 
 from app import limits
 from app.dependencies import Model, require
-from app.media import IMAGE_BODY, decode_images, read_images, read_uploads
-from app.queries import ScoreParams
+from app.media import IMAGE_BODY, decode_images, read_images, read_uploads, with_inputs
+from app.queries import InputParams, ScoreParams
 from app.schemas import ERROR_RESPONSES, NOT_SUPPORTED, ClassifyResponse, ScoreResponse
 
 NUMPY = orjson.OPT_SERIALIZE_NUMPY
@@ -46,7 +46,7 @@ async def score(request: Request, model: Model, query: ScoreParams) -> Response:
         {**dict(zip(SCORE_FIELDS, row[:-1], strict=True)), "typical": row[-1] > 0.5, "k": query.k}
         for row in rows
     ]
-    return json_response(results)
+    return json_response(with_inputs(results, x, query.include_input))
 
 
 @router.post(
@@ -54,7 +54,7 @@ async def score(request: Request, model: Model, query: ScoreParams) -> Response:
     response_model=ClassifyResponse | list[ClassifyResponse],
     openapi_extra=IMAGE_BODY,
 )
-async def classify(request: Request, model: Model) -> Response:
+async def classify(request: Request, model: Model, query: InputParams) -> Response:
     """Which digit each image shows: probabilities from a small classifier trained on the
     latent mean mu of the training digits (encoder frozen), and mu itself."""
     require(model, "classify")
@@ -65,4 +65,4 @@ async def classify(request: Request, model: Model) -> Response:
         {"digit": digits[i], "probabilities": probabilities[i].numpy(), "mu": mu[i].numpy()}
         for i in range(len(x))
     ]
-    return json_response(results)
+    return json_response(with_inputs(results, x, query.include_input))

@@ -169,7 +169,7 @@ async def run_inference(
     infer_request = parse_request(header)
     x = input_array(infer_request, served.input, binary, served.rows, settings)
     wanted = requested_outputs(infer_request, served.output_names)
-    tensors = await served.run(service, torch.from_numpy(x))
+    tensors = await served.run(service, torch.from_numpy(x), infer_request.parameters or {})
     reply = {"model_name": served.name, "model_version": service.version}
     if infer_request.id is not None:
         reply["id"] = infer_request.id

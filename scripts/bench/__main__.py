@@ -28,6 +28,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path("docs/bench"), help="default: %(default)s")
     p.add_argument("--quick", action="store_true", help="tiny smoke configuration (~30 s)")
     p.add_argument(
+        "--reduced",
+        action="store_true",
+        help="the 5 shared workloads, every system at c=8,32 (+ c=1 for vae-serve and"
+        " TorchServe), 1 cold start (~14 min)",
+    )
+    p.add_argument(
         "--model",
         default=None,
         help=f"TorchScript file, or 'tiny'/'untrained' (exported now); default: {SHIPPED_MODEL}"
@@ -44,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     plan = make_plan(
         args.quick,
+        args.reduced,
         systems=args.systems,
         workloads=args.workloads,
         concurrency=args.concurrency,

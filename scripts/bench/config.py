@@ -11,7 +11,7 @@ class Workload:
 
     name: str
     method: str
-    path: str  # vae-serve and the naive app; TorchServe gets TORCHSERVE_PATHS[name]
+    path: str  # as vae-serve serves it; servers.Running.request maps it for the peers
     body: str | None = None  # key of an input file (see inputs.py)
     content_type: str | None = None
     response_type: str | None = None  # default: JSON for /encode, PNG otherwise
@@ -46,7 +46,7 @@ class System:
     """One server configuration, started alone, measured, and stopped."""
 
     name: str
-    kind: str  # "vae-serve" | "naive" | "torchserve"
+    kind: str  # "vae-serve" | "granian" | "naive" | "torchserve" | "litserve" | "bentoml" | "ray"
     env: dict[str, str] = field(default_factory=dict)
     workers: int = 1
     all_cores: bool = False  # not pinned to the server core (several worker processes)
@@ -54,11 +54,16 @@ class System:
 
 SYSTEMS = (
     System("vae-serve", "vae-serve"),  # as users run it: every setting at its default
+    System("vae-serve-granian", "granian"),  # the same app under Granian instead of uvicorn
     System("vae-serve-nobatch", "vae-serve", {"VAE_BATCHING": "false"}),
     System("vae-serve-2w", "vae-serve", {"VAE_WORKERS": "2"}, workers=2, all_cores=True),
     System("naive-fastapi", "naive"),
     System("torchserve", "torchserve"),
+    System("litserve", "litserve"),  # the peers: scripts/bench/peers, own venvs
+    System("bentoml", "bentoml"),
+    System("ray-serve", "ray"),
 )
+PEERS = ("litserve", "bentoml", "ray-serve")
 SYSTEM_NAMES = ("inprocess", *(s.name for s in SYSTEMS))
 
 
@@ -67,12 +72,18 @@ class Plan:
     systems: tuple[str, ...] = SYSTEM_NAMES
     workloads: tuple[str, ...] = WORKLOAD_NAMES
     concurrency: tuple[int, ...] = (1, 8, 32, 128)
+    # (system, concurrencies) measured on top of `concurrency` for that system only
+    extra_concurrency: tuple[tuple[str, tuple[int, ...]], ...] = ()
     duration_s: int = 2  # one measured repeat of one point (wrk takes whole seconds)
     repeats: int = 3  # the median of the repeats is reported
     warmup_s: int = 1  # unmeasured load before each point (0: none)
     inprocess_duration_s: float = 1.0
     cold_starts: int = 3  # process start -> ready, median of this many
     timeout_s: int = 10  # a request slower than this (s) counts as an error
+
+    def concurrency_of(self, system: str) -> tuple[int, ...]:
+        extra = [c for name, cs in self.extra_concurrency if name == system for c in cs]
+        return tuple(sorted({*self.concurrency, *extra}))
 
 
 QUICK = Plan(
@@ -86,7 +97,17 @@ QUICK = Plan(
 )
 
 
-def make_plan(quick: bool, **overrides: object) -> Plan:
-    """The full (or quick) plan with any non-None overrides applied."""
-    base = QUICK if quick else Plan()
+# ~14 min on 2 cores: the workloads every system runs, at c=8 and 32, and at c=1 where
+# issue 17 sets a c=1 target
+REDUCED = Plan(
+    workloads=tuple(w.name for w in WORKLOADS if not w.vae_serve_only),
+    concurrency=(8, 32),
+    extra_concurrency=(("vae-serve", (1,)), ("torchserve", (1,)), ("inprocess", (1,))),
+    cold_starts=1,
+)
+
+
+def make_plan(quick: bool, reduced: bool = False, **overrides: object) -> Plan:
+    """The full (quick, reduced) plan with any non-None overrides applied."""
+    base = QUICK if quick else REDUCED if reduced else Plan()
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})

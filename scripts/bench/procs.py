@@ -4,6 +4,7 @@ RSS and CPU time are read from /proc for the whole process tree (uvicorn workers
 TorchServe's JVM and its Python backend), so Linux only.
 """
 
+import contextlib
 import os
 import signal
 import socket
@@ -74,19 +75,33 @@ class Server:
 
     def stop(self, grace_s: float = 20.0) -> None:
         """SIGTERM to the server's process group, SIGKILL past `grace_s`; returns once every
-        process of the group has gone (TorchServe's JVM outlives its launcher otherwise)."""
+        process of the group and of the tree has gone (TorchServe's JVM outlives its launcher
+        otherwise, and BentoML's and Ray's workers run in process groups of their own)."""
+        tree = set(process_tree(self.process.pid))
         for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                break
+            signal_all(self.process.pid, tree, sig)
             deadline = time.monotonic() + wait_s
             while time.monotonic() < deadline:
                 self.process.poll()  # reaps the group leader
-                if not group_alive(self.process.pid):
+                if not group_alive(self.process.pid) and not any(map(pid_alive, tree)):
                     return
                 time.sleep(0.05)
         self.process.poll()
+
+
+def signal_all(group: int, pids: set[int], sig: signal.Signals) -> None:
+    """`sig` to the process group, and to the processes of `pids` outside it."""
+    for kill, target in ((os.killpg, group), *((os.kill, pid) for pid in pids - {group})):
+        with contextlib.suppress(ProcessLookupError):
+            kill(target, sig)
+
+
+def pid_alive(pid: int) -> bool:
+    """Alive and not a zombie (a zombie child of ours is reaped by its parent or by poll)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def group_alive(group: int) -> bool:

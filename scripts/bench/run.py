@@ -42,8 +42,9 @@ def run_inprocess(plan: Plan, model: Path, bodies: dict[str, Path], cpus: str | 
             if workload.vae_serve_only:
                 continue
             body = bodies[workload.body].read_bytes() if workload.body else None
-            turns = [("inprocess", 1, plan.concurrency)]  # one figure, drawn at every c
-            turns += [("inprocess-batched", c, (c,)) for c in plan.concurrency if c > 1]
+            every_c = plan.concurrency_of("inprocess")
+            turns = [("inprocess", 1, every_c)]  # one figure, drawn at every c
+            turns += [("inprocess-batched", c, (c,)) for c in every_c if c > 1]
             for name, batch, concurrencies in turns:
                 figures = median_of_repeats(
                     [
@@ -68,19 +69,19 @@ def selected(items, names: tuple[str, ...]) -> list:
 
 def request_of(
     running: servers.Running, workload: Workload, body: Path | None
-) -> tuple[str, dict[str, str]]:
-    """URL and headers of one request of `workload` (with those written beside its body)."""
-    url, headers = running.request(workload)
+) -> tuple[str, str, dict[str, str]]:
+    """Method, URL and headers of one `workload` request (and those written beside its body)."""
+    method, url, headers = running.request(workload)
     if workload.content_type:
         headers = {**headers, "Content-Type": workload.content_type}
-    return url, {**headers, **extra_headers(body)}
+    return method, url, {**headers, **extra_headers(body)}
 
 
 def verify(running: servers.Running, workload: Workload, body: Path | None) -> None:
     """One request by hand: a 200 with the expected kind of response, before any load."""
-    url, headers = request_of(running, workload, body)
+    method, url, headers = request_of(running, workload, body)
     content = body.read_bytes() if body else None
-    response = httpx.request(workload.method, url, headers=headers, content=content, timeout=60)
+    response = httpx.request(method, url, headers=headers, content=content, timeout=60)
     kind = response.headers.get("content-type", "")
     default = "application/json" if workload.path == "/encode" else "image/png"
     expected = workload.response_type or default
@@ -97,12 +98,10 @@ def load_point(
     plan: Plan, running: servers.Running, workload: Workload, body: Path | None, c: int, cpus
 ) -> dict:
     """Warm-up, then `plan.repeats` measured wrk runs with the server's CPU and RSS."""
-    url, headers = request_of(running, workload, body)
+    method, url, headers = request_of(running, workload, body)
 
     def wrk(seconds: int) -> dict:
-        return loadgen.run_wrk(
-            url, workload.method, headers, body, c, seconds, plan.timeout_s, cpus
-        )
+        return loadgen.run_wrk(url, method, headers, body, c, seconds, plan.timeout_s, cpus)
 
     if plan.warmup_s > 0:
         wrk(plan.warmup_s)
@@ -155,7 +154,7 @@ def run_system(
                 continue
             body = bodies[workload.body] if workload.body else None
             verify(running, workload, body)
-            for c in plan.concurrency:
+            for c in plan.concurrency_of(system.name):
                 figures = load_point(plan, running, workload, body, c, cpus[1])
                 points.append(point(system.name, workload, c, figures))
                 log(
@@ -183,6 +182,7 @@ def run(plan: Plan, model: Path, bodies: dict[str, Path], workdir: Path, pin: bo
             "load_generator": "wrk -t1 (closed loop), wrk.lua",
             "plan": plan.__dict__,
             "torchserve_model_config": servers.TORCHSERVE_MODEL,
+            "versions": servers.versions(),
         },
         "points": [],
         "cold_start_s": {},

@@ -251,3 +251,15 @@ def test_metrics_of_the_new_routes(heads_client, digit_png):
         assert f'vae_inference_duration_seconds_count{{method="{method}"}}' in text
     for route in ("/score", "/classify"):
         assert f'route="{route}"' in text
+
+
+@pytest.mark.parametrize("path", ["/score?k=3&include_input=true", "/classify?include_input=true"])
+def test_include_input(heads_client, digit_png, path):
+    r = heads_client.post(path, files=upload(digit_png, digit_png))
+    assert r.status_code == 200, r.text
+    inputs = np.array([result["input"] for result in r.json()])
+    assert inputs.shape == (2, 28, 28) and inputs.max() == pytest.approx(1.0)
+    plain = heads_client.post(
+        path.split("?")[0] + "?k=3" * path.startswith("/score"), files=upload(digit_png)
+    )
+    assert "input" not in plain.json()

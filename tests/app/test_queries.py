@@ -40,7 +40,8 @@ def test_invalid_values_are_422_naming_each_field(client):
         ("get", "/sample", {"n", "seed", "temperature", "format", "scale", "digit", "pixels"}),
         ("post", "/decode", {"format", "scale", "pixels", "seed"}),
         ("post", "/reconstruct", {"format", "scale", "pixels", "seed", "draw"}),
-        ("post", "/score", {"k"}),
+        ("post", "/score", {"k", "include_input"}),
+        ("post", "/classify", {"include_input"}),
         ("post", "/interpolate", {"steps", "format", "scale"}),
     ],
 )

@@ -19,13 +19,29 @@ from PIL import Image, ImageDraw
 
 from model.data import load_mnist
 from tests.conftest import SHIPPED_MODEL
-from tests.deploy.containers import compose_service, podman, seconds, start_container
+from tests.deploy.containers import (
+    compose_service,
+    podman,
+    require_root,
+    seconds,
+    start_container,
+)
 from tests.deploy.helpers import ROOT, Process, free_port, http_get, image_env, wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 COLD_START_S = 30  # the compose healthcheck's start_period: ready well before it ends
 TOLERANCE = 1e-5  # same file, same torch: only float summation order may differ
+
+
+def test_without_root_these_tests_skip_but_fail_under_ci(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="need root"):
+        require_root()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="need root"):
+        require_root()
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +181,9 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(image):
     print(f"\nSIGTERM with {pending} requests in flight: all 200, exit 0 after {drain_s:.1f} s")
 
 
-IMAGE_SIZE_GOAL_MB = 800
+# The goal was 800 MB, met at 718 MB before OpenCV (153 MB installed) joined for the photo
+# reader; 900 MB now keeps the image from growing unnoticed.
+IMAGE_SIZE_BUDGET_MB = 900
 ABSENT = [  # never imported by the service: build tools, package managers, torch's extras
     "pip",
     "setuptools",
@@ -181,7 +199,7 @@ ABSENT = [  # never imported by the service: build tools, package managers, torc
 def test_the_image_is_small_and_holds_no_build_tools(image):
     size_mb = int(podman("image", "inspect", "--format", "{{.Size}}", image).stdout) / 1e6
     print(f"\nimage size: {size_mb:.0f} MB")
-    assert size_mb <= IMAGE_SIZE_GOAL_MB
+    assert size_mb <= IMAGE_SIZE_BUDGET_MB
     check = f"""
 import importlib.util, pathlib, shutil, torch
 root = pathlib.Path(torch.__file__).parent

@@ -45,6 +45,10 @@ def triton_round_trips(url: str, image: np.ndarray, z: np.ndarray) -> dict:
         # No outputs named: tritonclient asks for every output as binary.
         result = client.infer("vae-decoder", [latent], model_version=version)
         seen[f"decode_{kind}"] = result.as_numpy("image").tolist()
+    tensor = triton.InferInput("image", list(image.shape), "FP32")
+    tensor.set_data_from_numpy(image)
+    result = client.infer("vae-classify", [tensor])  # a capability of the shipped model
+    seen["classify"] = {n: result.as_numpy(n).tolist() for n in ("probabilities", "mu")}
     try:
         client.get_model_metadata("vae-nope")
     except InferenceServerException as e:

@@ -72,7 +72,13 @@ def rest(server_url, digit, seen) -> dict:
     assert encoded.status_code == 200
     decoded = httpx.post(f"{server_url}/decode?format=json", json={"z": seen["z"].tolist()})
     assert decoded.status_code == 200
-    return {"encode": encoded.json(), "pixels": np.array(decoded.json()["pixels"])}
+    classified = httpx.post(f"{server_url}/classify", files={"file": ("d.png", png_bytes(digit))})
+    assert classified.status_code == 200
+    return {
+        "encode": encoded.json(),
+        "pixels": np.array(decoded.json()["pixels"]),
+        "classify": classified.json(),
+    }
 
 
 @pytest.mark.parametrize("client", ["triton", "kserve"])
@@ -110,6 +116,13 @@ def test_decoder_images_equal_decode(seen, rest, client, kind):
     images = np.array(seen[client][f"decode_{kind}"])
     assert images.shape == (16, 1, 28, 28)
     np.testing.assert_allclose(images[:, 0], rest["pixels"], **TOLERANCE)
+
+
+def test_tritonclient_classifies_like_classify(seen, rest):
+    got, expected = seen["triton"]["classify"], rest["classify"]
+    np.testing.assert_allclose(got["probabilities"][0], expected["probabilities"], **TOLERANCE)
+    np.testing.assert_allclose(got["mu"][0], expected["mu"], **TOLERANCE)
+    assert int(np.argmax(got["probabilities"][0])) == expected["digit"]
 
 
 @pytest.mark.parametrize("client", ["triton", "kserve"])

@@ -289,3 +289,60 @@ def test_v2_and_rest_requests_share_batches(monkeypatch, settings_for):
     assert sample(after, rows) - sample(before, rows) == 4
     # 1 row, then the v2 infer's 2 rows with the REST row (all 4 at once on a slow start)
     assert sample(after, calls) - sample(before, calls) < 3
+
+
+def test_score_and_classify_are_models_only_when_the_file_has_them(client, heads_client):
+    for model in ("vae-score", "vae-classify"):
+        assert "no model named" in assert_v2_error(client.get(f"/v2/models/{model}"), 404)
+        assert heads_client.get(f"/v2/models/{model}").status_code == 200
+    score = heads_client.get("/v2/models/vae-score").json()
+    assert [o["name"] for o in score["outputs"]] == [
+        "elbo",
+        "reconstruction",
+        "kl",
+        "log_likelihood",
+        "bits_per_dim",
+        "percentile",
+        "typical",
+    ]
+    assert all(o["shape"] == [-1] for o in score["outputs"])
+    classify = heads_client.get("/v2/models/vae-classify").json()
+    assert classify["outputs"] == [
+        {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
+        {"name": "mu", "datatype": "FP32", "shape": [-1, LATENT]},
+    ]
+
+
+def test_classify_agrees_with_the_rest_route(heads_client):
+    x = np.repeat(stroke_image(), 2, axis=0)
+    x[1, 0] = np.eye(28, dtype=np.float32)
+    files = [("file", (f"{i}.png", png_bytes(x[i, 0] * 255))) for i in range(2)]
+    rest = heads_client.post("/classify", files=files)
+    assert rest.status_code == 200
+    body, headers = binary_request("image", x)
+    response = heads_client.post("/v2/models/vae-classify/infer", content=body, headers=headers)
+    assert response.status_code == 200
+    outputs = outputs_of(response)
+    for i, expected in enumerate(rest.json()):
+        np.testing.assert_allclose(
+            outputs["probabilities"][i], expected["probabilities"], rtol=1e-5
+        )
+        np.testing.assert_allclose(outputs["mu"][i], expected["mu"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(outputs["probabilities"].sum(1), 1, rtol=1e-5)
+
+
+def test_score_takes_k_as_a_parameter_and_agrees_with_the_rest_route(heads_client):
+    x = stroke_image()
+    rest = heads_client.post("/score?k=7", files={"file": ("d.png", png_bytes(x[0, 0] * 255))})
+    assert rest.status_code == 200
+    url = "/v2/models/vae-score/infer"
+    response = heads_client.post(url, json=json_request("image", x, parameters={"k": 7}))
+    assert response.status_code == 200
+    outputs = outputs_of(response)
+    assert all(v.shape == (1,) and np.isfinite(v).all() for v in outputs.values())
+    np.testing.assert_allclose(outputs["kl"][0], rest.json()["kl"], rtol=1e-5)  # no sampling
+    assert outputs["typical"][0] in (0.0, 1.0)
+    assert 0 <= outputs["percentile"][0] <= 100
+    for k, status in [(0, 400), ("7", 400), (True, 400), (10**6, 413)]:
+        bad = json_request("image", x, parameters={"k": k})
+        assert_v2_error(heads_client.post(url, json=bad), status)

@@ -13,6 +13,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,16 +38,14 @@ def get_json(url: str) -> tuple[int, dict]:
         return e.code, {}
 
 
-@pytest.fixture(scope="session")
-def server(tiny_model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`vae-serve` (the same entry point, run with this interpreter) serving the tiny model,
-    or $DEMO_MODEL (e.g. the shipped model, for screenshots with real digits)."""
+@contextmanager
+def serving(model_path: Path, log: Path) -> Iterator[Server]:
+    """`vae-serve` (the same entry point, run with this interpreter) on `model_path`."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("demo-server") / "server.log"
     env = {
         **os.environ,
-        "VAE_MODEL_PATH": os.environ.get("DEMO_MODEL") or str(tiny_model_file),
+        "VAE_MODEL_PATH": str(model_path),
         "VAE_PORT": str(port),
         "VAE_API_KEY": "",
         "VAE_LOG_FORMAT": "text",
@@ -62,6 +61,25 @@ def server(tiny_model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def server(tiny_model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The tiny model (no classify, score or conditional sampling), or $DEMO_MODEL (e.g. the
+    shipped model, for screenshots with real digits)."""
+    log = tmp_path_factory.mktemp("demo-server") / "server.log"
+    with serving(Path(os.environ.get("DEMO_MODEL") or tiny_model_file), log) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def heads_server(
+    tiny_heads_model_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The tiny model with its heads: /classify, /score and /sample?digit= answer."""
+    log = tmp_path_factory.mktemp("demo-heads-server") / "server.log"
+    with serving(tiny_heads_model_file, log) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")  # its event loop must stop before other tests run asyncio

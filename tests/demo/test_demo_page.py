@@ -339,4 +339,8 @@ def test_layout_fits_the_viewport(page, server: Server) -> None:
     assert page.errors == []
     if os.environ.get("SAVE_SCREENSHOTS") == "1":
         name = "demo-phone.png" if page.viewport_size == PHONE else "demo.png"
-        page.screenshot(path=IMAGES_DIR / name, full_page=True)
+        # The page's own height as the viewport, not full_page=True: Chromium's full-page
+        # capture drops the touch emulation, and with it the phone's camera button.
+        height = page.evaluate("document.documentElement.scrollHeight")
+        page.set_viewport_size({"width": page.viewport_size["width"], "height": height})
+        page.screenshot(path=IMAGES_DIR / name)

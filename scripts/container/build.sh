@@ -39,13 +39,19 @@ for wheel in "$wheels"/*.whl; do
 done
 
 start=$SECONDS
-podman build --format docker --tag "$IMAGE" \
-    --build-arg PYTHON_IMAGE="$BASE_IMAGE" \
-    --build-arg TORCH_INDEX_URL=file:///mnt \
-    --volume "$index:/mnt:ro" \
-    --volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
-    "$@" "$root" >"$VAE_CI_CACHE/build.log" 2>&1 \
+args=(--format docker
+    --build-arg PYTHON_IMAGE="$BASE_IMAGE"
+    --build-arg TORCH_INDEX_URL=file:///mnt
+    --volume "$index:/mnt:ro"
+    --volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro
+    "$@")
+# The build stage is tagged too ($IMAGE-build), so that its layers (the torch one above all)
+# stay referenced: the prune below then removes only what earlier builds left untagged
+# (~1 GB per change of the sources), not the cache.
+{ podman build "${args[@]}" --target build --tag "$IMAGE-build" "$root" \
+    && podman build "${args[@]}" --tag "$IMAGE" "$root"; } >"$VAE_CI_CACHE/build.log" 2>&1 \
     || { tail -n 40 "$VAE_CI_CACHE/build.log" >&2; echo "podman build failed" >&2; exit 1; }
+podman image prune --force >/dev/null
 
 # The CPU build: a "+cpu" local version and no CUDA runtime; anything else is a loud failure.
 podman run --rm --network none --no-healthcheck --entrypoint python "$IMAGE" -c '

@@ -202,8 +202,9 @@ function setUpCanvas() {
   }
 }
 
-/** The canvas as a PNG Blob, synchronously: canvas.toBlob's callback came ~1 s late in
- * Chromium (it encodes on an idle task), toDataURL takes < 1 ms. */
+/** The canvas as a PNG Blob, synchronously. canvas.toBlob's callback was seen ~1 s after
+ * the pen lifted (issue 16; Chromium may encode it on an idle task); toDataURL takes ~1 ms
+ * and does not wait for the page to be idle. */
 function canvasBlob(canvas) {
   const base64 = canvas.toDataURL("image/png").split(",")[1];
   const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));

@@ -11,7 +11,7 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 
 if ! python -c "import playwright.sync_api" >/dev/null 2>&1; then
-  python -m pip install --quiet --disable-pip-version-check "playwright>=1.45"
+  python -m pip install --quiet --disable-pip-version-check -c constraints-dev.txt playwright
 fi
 
 chromium --version 2>/dev/null | head -n 1

@@ -7,7 +7,8 @@ of ink on paper, so the digit is found first (docs/preprocessing.md shows each s
 1. the image is analysed at most WORK_SIDE pixels on its longer side (area averaging, which
    also averages sensor noise away);
 2. polarity: dark ink on paper, or chalk on a board and white-on-black MNIST style:
-   whichever side the thin marks that stand out from the local background lie on;
+   whichever side the thin marks that stand out from the local background lie on (if that
+   reading finds no digit, the other one is tried, and kept when its digit is central);
 3. the background is removed locally (uneven light, shadows, vignetting, a desk around the
    sheet): a morphological opening of the ink-bright image keeps every region wider than
    a stroke, and the top-hat `image - opening` leaves the strokes;
@@ -331,10 +332,24 @@ def read_ink(work: np.ndarray, dark_ink: bool) -> Reading:
     return reading
 
 
+def central(mask: np.ndarray) -> bool:
+    """The mask is not empty and its centre lies in the middle three fifths of the frame."""
+    if not mask.any():
+        return False
+    ys, xs = np.nonzero(mask)
+    h, w = mask.shape
+    return bool(abs(ys.mean() / h - 0.5) < 0.3 and abs(xs.mean() / w - 0.5) < 0.3)
+
+
 def find_digit(grey: np.ndarray) -> Steps:
     """(H, W) in [0, 1], any size -> every step to the 28x28 input; APIError no_digit."""
     work = shrink(grey)
-    reading = read_ink(work, ink_is_dark_locally(work))
+    dark_ink = ink_is_dark_locally(work)
+    reading = read_ink(work, dark_ink)
+    if not reading.mask.any():  # the vote can be misled (a light desk around a dark board)
+        other = read_ink(work, not dark_ink)
+        if central(other.mask):  # ...but a sheet's edge read the other way is not a digit
+            reading = other
     ink, mask, threshold = reading.ink, reading.mask, reading.threshold
     level = check_digit(ink, mask, reading.noise)
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))

@@ -64,6 +64,9 @@ def describe_errors(errors: Sequence[Mapping], prefix: str = "") -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """The client errors' handlers. An unexpected exception has one path: it propagates to
+    app.middleware, which logs it with the request id and answers the JSON 500."""
+
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> JSONResponse:
         metrics.FAILURES.labels(exc.code).inc()
@@ -83,21 +86,7 @@ def install_error_handlers(app: FastAPI) -> None:
             metrics.FAILURES.labels("invalid_parameters").inc()
             detail = "the JSON body cannot be parsed"
             return error_response(422, "invalid_parameters", detail, path=request.url.path)
-        code = HTTP_CODES.get(exc.status_code, "http_error")
+        code = getattr(exc, "code", None) or HTTP_CODES.get(exc.status_code, "http_error")
         metrics.FAILURES.labels(code).inc()
         detail = exc.detail if isinstance(exc.detail, str) else code
         return error_response(exc.status_code, code, detail, exc.headers, request.url.path)
-
-    @app.exception_handler(Exception)
-    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-        log.error(
-            "unhandled error on %s %s: %s: %s",
-            request.method,
-            request.url.path,
-            type(exc).__name__,
-            exc,
-            extra={"request_id": getattr(request.state, "request_id", None)},
-        )
-        metrics.FAILURES.labels("internal_error").inc()
-        detail = "the server failed to handle this request"
-        return error_response(500, "internal_error", detail, path=request.url.path)

@@ -44,7 +44,7 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
                 # A photo is decoded straight to a reduced greyscale (DCT scaling by 1/2 to
                 # 1/8), no smaller than what app.digits analyses: a 640x480 JPEG decodes at
                 # 320x240 in ~1/3 of the time, a 4032x3024 one at 504x378.
-                image.draft("L", (round(width * shrink), round(height * shrink)))
+                image.draft("L", (max(1, round(width * shrink)), max(1, round(height * shrink))))
             image.load()
             return ImageOps.exif_transpose(image)
     except APIError:

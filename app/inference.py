@@ -110,7 +110,8 @@ class ModelService:
     def start(self) -> None:
         for batcher in self.batchers.values():
             batcher.start()
-        metrics.MODEL_INFO.labels(self.version, str(self.device), str(self.latent_dim)).set(1)
+        labels = (self.version, str(self.device), str(self.latent_dim), self.settings.precision)
+        metrics.MODEL_INFO.labels(*labels).set(1)
 
     async def close(self) -> None:
         for batcher in self.batchers.values():

@@ -14,6 +14,8 @@ docs/errors.md's table (tests/app/test_error_docs.py keeps the two in step).
 
 from dataclasses import dataclass
 
+from starlette.exceptions import HTTPException
+
 from app.errors import APIError
 from app.settings import Settings
 
@@ -41,6 +43,20 @@ class Limit:
     def check(self, value: int, settings: Settings) -> None:
         """Refuse `value` if it is over this server's setting."""
         self.enforce(value, getattr(settings, self.setting))
+
+
+class BodyTooLarge(HTTPException):
+    """A body over its limit, raised from the middleware's receive while the route reads it.
+
+    An HTTPException, because FastAPI's body parsing turns any other exception into a 400
+    "error parsing the body"; raised once the request is routed, so its metrics carry the
+    route. app.errors answers it with the limit's own code.
+    """
+
+    def __init__(self, limit: "Limit", value: int | str, most: int) -> None:
+        error = limit.error(value, most)
+        super().__init__(error.status, error.detail)
+        self.code = error.code
 
 
 BODY_BYTES = Limit("max_upload_bytes", "payload_too_large", "bytes in the request body")

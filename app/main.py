@@ -13,12 +13,14 @@ import anyio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from app import metrics
 from app.errors import install_error_handlers
 from app.inference import ModelLoadError, ModelService
 from app.logs import AccessLog, configure_logging
 from app.middleware import RequestContextMiddleware
+from app.openapi import openapi_schema
 from app.routers import demo, encoding, generation, health, info, scoring, v2
 from app.settings import Settings, get_settings
 
@@ -87,7 +89,9 @@ async def lifespan(app: FastAPI):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc with their scripts and styles served by the service itself
+    # (fastapi-offline bundles them), so the API pages work without internet access.
+    app = FastAPIOffline(
         title="vae-serve",
         version="1.0.0",
         summary="A variational autoencoder for MNIST digits: encode, decode, sample, reconstruct.",
@@ -97,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.model = None
     app.state.ready = False
     app.state.draining = False
+    app.openapi = lambda: openapi_schema(app)
     install_error_handlers(app)
     for module in (encoding, scoring, generation, info, health, v2, demo):
         app.include_router(module.router)

@@ -48,6 +48,17 @@ IMAGE_BODY = {
 }
 
 
+def parsed_as_json(content_type: bytes | None) -> bool:
+    """Whether FastAPI parses a body of this type as JSON (on the event loop): no type at all,
+    or application/json or application/<anything>+json, in any case, with any parameters."""
+    if not content_type:
+        return True
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    )
+
+
 async def read_uploads(request: Request, settings: Settings) -> list[bytes]:
     """The raw bytes of every uploaded image, in order."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -55,6 +66,8 @@ async def read_uploads(request: Request, settings: Settings) -> list[bytes]:
         most = settings.max_batch_items
         try:  # the parser stops at the first file over the limit
             form = await request.form(max_files=most, max_fields=16)
+        except limits.BodyTooLarge:
+            raise
         except Exception as e:  # starlette's MultiPartException and parser errors
             if "Too many files" in str(e):
                 raise limits.IMAGES.error("more", most) from None

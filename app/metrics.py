@@ -30,14 +30,15 @@ REQUEST_DURATION = Histogram(
     HTTP_LABELS,
     buckets=LATENCY_BUCKETS,
 )
+# operation: the model's method (encode, decode, reconstruct...); `method` is the HTTP verb.
 INFERENCE_DURATION = Histogram(
     "vae_inference_duration_seconds",
     "Time of one model call (a whole batch)",
-    ["method"],
+    ["operation"],
     buckets=LATENCY_BUCKETS,
 )
 BATCH_SIZE = Histogram(
-    "vae_batch_size", "Rows in one model call", ["method"], buckets=BATCH_BUCKETS
+    "vae_batch_size", "Rows in one model call", ["operation"], buckets=BATCH_BUCKETS
 )
 QUEUE_DEPTH = Gauge(
     "vae_queue_depth", "Model calls waiting or running", multiprocess_mode="livesum"
@@ -52,7 +53,7 @@ READY = Gauge("vae_ready", "1 while /readyz answers 200, else 0", multiprocess_m
 MODEL_INFO = Gauge(
     "vae_model_info",
     "The served model (value 1)",
-    ["version", "device", "latent_dim"],
+    ["version", "device", "latent_dim", "precision"],
     multiprocess_mode="max",
 )
 

@@ -11,18 +11,31 @@ import re
 import time
 import uuid
 
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import limits, metrics
 from app.errors import error_response, is_v2
 from app.logs import AccessLog
+from app.media import parsed_as_json
 
 error_log = logging.getLogger("app.errors")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # anything else is replaced, not trusted
 
 
-class BodyTooLarge(Exception):
-    pass
+def route_template(scope: Scope, root_path: str) -> str:
+    """The route's path template, a bounded label value: FastAPI's routes put themselves in
+    the scope once matched; /docs, /openapi.json and the /static mount do not, so they are
+    matched again here (on the path as it came in); else "<unmatched>"."""
+    route = scope.get("route")
+    if route is not None:
+        return route.path
+    probe = {"type": "http", "path": scope["path"], "method": scope["method"]}
+    probe["root_path"] = root_path
+    for candidate in getattr(scope.get("app"), "routes", ()):
+        if hasattr(candidate, "path") and candidate.matches(probe)[0] != Match.NONE:
+            return candidate.path
+    return "<unmatched>"
 
 
 class RequestContextMiddleware:
@@ -46,8 +59,9 @@ class RequestContextMiddleware:
         headers = dict(scope["headers"])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
-        is_json = headers.get(b"content-type", b"").startswith(b"application/json")
-        limit = self.max_json_bytes if is_json else self.max_body_bytes
+        limit, kind = self.max_body_bytes, limits.BODY_BYTES
+        if parsed_as_json(headers.get(b"content-type")) and self.max_json_bytes < limit:
+            limit, kind = self.max_json_bytes, limits.JSON_BYTES
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         response_started = False
@@ -61,29 +75,23 @@ class RequestContextMiddleware:
             await send(message)
 
         received = 0
+        declared = headers.get(b"content-length")
+        declared_size = int(declared) if declared is not None and declared.isdigit() else 0
 
         async def limited_receive() -> Message:
             nonlocal received
+            if declared_size > limit:  # refused before a byte is read, once routed
+                raise limits.BodyTooLarge(kind, declared_size, limit)
             message = await receive()
             received += len(message.get("body", b""))
             if received > limit:
-                raise BodyTooLarge(f"more than {limit}")
+                raise limits.BodyTooLarge(kind, f"more than {limit}", limit)
             return message
 
         metrics.IN_FLIGHT.inc()
+        root_path = scope.get("root_path", "")
         try:
-            declared = headers.get(b"content-length")
-            if declared is not None and declared.isdigit() and int(declared) > limit:
-                raise BodyTooLarge(int(declared))
             await self.app(scope, limited_receive, send_with_id)
-        except BodyTooLarge as too_large:
-            if not response_started:
-                kind = limits.JSON_BYTES if is_json else limits.BODY_BYTES
-                e = kind.error(too_large.args[0], limit)
-                metrics.FAILURES.labels(e.code).inc()
-                await error_response(e.status, e.code, e.detail, path=scope["path"])(
-                    scope, receive, send_with_id
-                )
         except Exception as e:
             error_log.error(
                 "unhandled %s on %s %s: %s",
@@ -100,11 +108,12 @@ class RequestContextMiddleware:
                 await response(scope, receive, send_with_id)
         finally:
             metrics.IN_FLIGHT.dec()
-            self.record(scope, status, time.perf_counter() - started, request_id)
+            template = route_template(scope, root_path)
+            self.record(scope, template, status, time.perf_counter() - started, request_id)
 
-    def record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
-        route = scope.get("route")
-        template = getattr(route, "path", None) or "<unmatched>"  # bounded label values only
+    def record(
+        self, scope: Scope, template: str, status: int, seconds: float, request_id: str
+    ) -> None:
         protocol = "v2" if is_v2(scope["path"]) else "rest"
         labels = (template, scope["method"], str(status), protocol)
         metrics.REQUESTS.labels(*labels).inc()

@@ -1,14 +1,22 @@
-"""Query-string parameters as pydantic models, declared to FastAPI as `Annotated[M, Query()]`.
+"""Query-string parameters as pydantic models: routes take `query: SampleParams` and get a
+validated SampleQuery; OpenAPI lists the parameters from the same models (app.openapi).
 
-FastAPI validates them and documents them in OpenAPI from the same models. A name the
-route does not take (`/sample?temprature=0.5`) is a 422 naming it (`extra="forbid"`),
-never silently ignored.
+A name the route does not take (`/sample?temprature=0.5`) is a 422 naming it
+(`extra="forbid"`), never silently ignored.
+
+Not FastAPI's own query-parameter models (`Annotated[SampleQuery, Query()]`): they
+introspect every field of the model on every request. The route alone, /sample?n=1, min of
+40 alternating rounds on a busy 2-core machine: 80.7 us validating by hand, 93.9 us with this
+dependency (+13 us, ~2.5 % of a whole request, ~505 us there), 150.6 us with Query() (+70
+us, over the 5 % this project allows for plumbing).
 """
 
-from typing import Annotated, Literal
+from typing import Annotated, Generic, Literal, TypeVar
 
-from fastapi import Query
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from fastapi import Depends, Request
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from app.errors import APIError, describe_errors
 
 OutputFormat = Literal["png", "json"]
 PixelMode = Literal["mean", "bernoulli"]
@@ -100,10 +108,32 @@ class ScoreQuery(InputQuery):
     )
 
 
-ImageParams = Annotated[ImageQuery, Query()]
-InputParams = Annotated[InputQuery, Query()]
-DecodeParams = Annotated[DecodeQuery, Query()]
-SampleParams = Annotated[SampleQuery, Query()]
-ReconstructParams = Annotated[ReconstructQuery, Query()]
-ScoreParams = Annotated[ScoreQuery, Query()]
-InterpolateParams = Annotated[InterpolateQuery, Query()]
+Q = TypeVar("Q", bound=BaseModel)
+
+
+class QueryParser(Generic[Q]):
+    """A dependency: the query string as `model`, or a 422 naming each bad or unknown name.
+    `async`: a plain function would cost a threadpool round trip per request."""
+
+    def __init__(self, model: type[Q]) -> None:
+        self.model = model
+
+    async def __call__(self, request: Request) -> Q:
+        try:
+            return self.model.model_validate(request.query_params)
+        except ValidationError as e:
+            detail = describe_errors(e.errors(), "query")
+            raise APIError(422, "invalid_parameters", detail) from None
+
+
+def params(model: type[Q]):
+    return Annotated[model, Depends(QueryParser(model))]
+
+
+ImageParams = params(ImageQuery)
+InputParams = params(InputQuery)
+DecodeParams = params(DecodeQuery)
+SampleParams = params(SampleQuery)
+ReconstructParams = params(ReconstructQuery)
+ScoreParams = params(ScoreQuery)
+InterpolateParams = params(InterpolateQuery)

@@ -67,7 +67,7 @@ class DecodeRequest(StrictModel):
     """Latent vectors to decode: one vector or a list of vectors of length D."""
 
     z: list[list[float]] | list[float] = Field(
-        description="(N, D) or (D,)", examples=[[[0.0] * 4, [0.5, -1.0, 0.2, 0.0]]]
+        description="(N, D) or (D,); the example has the served model's D (app.openapi)"
     )
 
 
@@ -130,17 +130,44 @@ class HealthResponse(BaseModel):
     status: Literal["ok", "ready", "not_ready", "draining"]
 
 
-ERROR_RESPONSES = {
-    400: {"model": ErrorResponse, "description": "undecodable or corrupt image"},
-    401: {"model": ErrorResponse, "description": "API key missing or wrong"},
-    413: {"model": ErrorResponse, "description": "body or image too large"},
-    415: {"model": ErrorResponse, "description": "unsupported media type"},
-    422: {
-        "model": ErrorResponse,
-        "description": "invalid parameters, or no digit found in an image (no_digit)",
-    },
-    503: {"model": ErrorResponse, "description": "overloaded or not ready (see Retry-After)"},
+class ReconstructResponse(ImagesResponse):
+    """Reconstructions, with the preprocessed inputs the encoder saw and q(z|x)."""
+
+    inputs: list[list[list[float]]] = Field(description="(N, 28, 28) model inputs in [0, 1]")
+    mu: list[list[float]] = Field(description="(N, D) means of q(z|x)")
+    sigma: list[list[float]] = Field(description="(N, D) standard deviations of q(z|x)")
+
+
+ERROR_MEANINGS = {
+    400: "undecodable or corrupt image, or an unparsable multipart body",
+    401: "API key missing or wrong",
+    413: "over one of the server's limits (VAE_MAX_*): send less",
+    415: "unsupported media type",
+    422: "invalid or unknown parameters, or no digit found in an image (no_digit)",
+    501: "not_supported: the model file lacks this capability",
+    503: "overloaded or not ready (see Retry-After)",
 }
-NOT_SUPPORTED = {
-    501: {"model": ErrorResponse, "description": "not_supported: the model file lacks this"}
+
+
+def errors(*statuses: int) -> dict:
+    """The error responses a route can give, each described once (docs/errors.md has codes)."""
+    return {s: {"model": ErrorResponse, "description": ERROR_MEANINGS[s]} for s in statuses}
+
+
+PNG = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
+SEED_HEADER = {
+    "X-Seed": {
+        "description": "the seed that reproduces these samples (PNG answers; JSON has `seed`)",
+        "schema": {"type": "string"},
+    }
 }
+
+
+def image_answers(model: type[BaseModel], headers: dict | None = None) -> dict:
+    """200: a PNG (one image or a grid) or, with format=json, `model` as JSON."""
+    ok = {"model": model, "content": PNG, "description": "PNG, or JSON with format=json"}
+    return {200: ok | ({"headers": headers} if headers else {})}
+
+
+ERROR_RESPONSES = errors(400, 401, 413, 415, 422, 503)  # routes that take image uploads
+NOT_SUPPORTED = errors(501)

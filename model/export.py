@@ -37,6 +37,22 @@ PUBLISHED = {  # test NLL (nats) on binarized MNIST, Burda et al. 2015, Table 1
 }
 
 
+ARCH_FIELDS = {
+    "mlp": ("arch", "latent_dim", "hidden"),
+    "conv": ("arch", "latent_dim", "channels", "conv_hidden"),
+}
+INPUTS = (
+    "trained on binary images (each pixel drawn white with its grey level's probability, "
+    "afresh every epoch); the service encodes grey levels in [0, 1] as they are, between "
+    "the two: figures on grey inputs are not the binarized test figures below"
+)
+
+
+def architecture(model_config: dict) -> dict:
+    """The fields that describe this architecture (an MLP has no channels)."""
+    return {k: model_config[k] for k in ARCH_FIELDS[model_config["arch"]] if k in model_config}
+
+
 def build_card(model_config: dict, run: dict, metrics: dict, version: str) -> dict:
     return {
         "name": "vae-mnist",
@@ -44,7 +60,8 @@ def build_card(model_config: dict, run: dict, metrics: dict, version: str) -> di
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "latent_dim": model_config["latent_dim"],
         "image_shape": list(IMAGE_SHAPE),
-        "architecture": model_config,
+        "architecture": architecture(model_config),
+        "inputs": INPUTS,
         "likelihood": "Bernoulli",
         "prior": "N(0, I)",
         "posterior": "diagonal Gaussian",
@@ -181,6 +198,17 @@ measured by `{t["command"]}`).
     return text
 
 
+def checkpoint_text(training: dict) -> str:
+    """'epoch 8, chosen by val_iwae_k50 = -85.12 (val_elbo -92.87)'."""
+    c = training.get("checkpoint")
+    if c is None:
+        return f"epoch {training.get('best_epoch', 'n/a')}"
+    key = c["selected_by"]
+    others = ", ".join(f"{k} {v:.2f}" for k, v in c.items() if k.startswith("val_") and k != key)
+    chosen = f" = {c[key]:.2f}" if isinstance(c.get(key), float) else ""
+    return f"epoch {c['epoch']}, chosen by {key}{chosen}" + (f" ({others})" if others else "")
+
+
 def card_markdown(card: dict) -> str:
     m = card["metrics"]
     arch = card["architecture"]
@@ -209,7 +237,9 @@ q(z|x), a Bernoulli decoder p(x|z), prior N(0, I), latent dimension {card["laten
 | architecture | {arch["arch"]}, widths {widths} |
 | training objective | {objective}{last_stage} |
 | epochs | {t["config"]["epochs"]}{last_stage} |
+| checkpoint | {checkpoint_text(t)} |
 | training time | {t.get("wall_time", "n/a")} on {t.get("hardware", "n/a")} |
+| inputs | {card.get("inputs", INPUTS)} |
 | created | {card["created"]} |
 
 Reproduce: `{t.get("reproduce", t.get("command", ""))}`
@@ -296,8 +326,11 @@ def card_from_checkpoint(args: argparse.Namespace) -> tuple[VAE, dict]:
     model, state = load_checkpoint(args.checkpoint)
     run = run_summary(Path(args.checkpoint).parent)
     run.setdefault("config", state["config"])
-    run["best_epoch"] = state["epoch"] + 1
-    run["best_val_elbo"] = state["best_val_elbo"]
+    run["checkpoint"] = {  # the exported checkpoint's own figures, and how it was chosen
+        "epoch": state["epoch"] + 1,
+        "selected_by": state.get("selected_by", "val_elbo"),
+        **state.get("val", {"val_elbo": state.get("best_val_elbo")}),
+    }
     if args.run_info:
         run.update(json.loads(Path(args.run_info).read_text()))
     metrics = json.loads(Path(args.eval).read_text()) if args.eval else {}

@@ -1,9 +1,11 @@
-"""Train the VAE on MNIST with dynamic binarization; keep the best checkpoint by validation ELBO.
+"""Train the VAE on MNIST with dynamic binarization; keep the best checkpoint by the
+validation bound being trained (the ELBO for --iw-samples 1, the IWAE-k bound for k > 1).
 
     vae-train --epochs 100 --out runs/mlp            # or: python -m model.train ...
     vae-train --resume runs/mlp/last.pt              # carry on where a run stopped
     vae-train --init-from runs/mlp/best.pt --iw-samples 20 --lr 1e-4 --epochs 8
-                                                     # fine-tune: same weights, new schedule
+                                                     # fine-tune: same weights, new schedule,
+                                                     # no KL warm-up (the model is trained)
 
 Writes into --out: last.pt and best.pt (weights, optimizer, config, epoch), metrics.jsonl
 (one line per epoch) and, with matplotlib installed, the plots of model/plots.py.
@@ -25,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from model.data import binarize, fixed_binarization, load_mnist, split_train_val, to_unit
-from model.vae import VAE, VAEConfig, elbo_terms, training_loss
+from model.vae import VAE, VAEConfig, elbo_terms, iwae_bound, iwae_log_weights, training_loss
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class TrainConfig:
     min_lr: float = 1e-5  # cosine schedule from lr down to min_lr over the run
     iw_samples: int = 1  # k: 1 trains on the ELBO, k > 1 on the IWAE bound
     kl_warmup_epochs: int = 10  # KL weight grows linearly from 0 to 1 (0: no warm-up)
+    # (the command line's default is 0 with --init-from: a trained model needs no warm-up)
     val_size: int = 5000
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -108,13 +111,42 @@ def train_epoch(
     return {name: value / len(x) for name, value in sums.items()}
 
 
-def save_checkpoint(path: Path, model: VAE, optimizer, cfg: TrainConfig, epoch: int, best: float):
+def selection_key(cfg: TrainConfig) -> str:
+    """The validation figure that picks best.pt: the bound being trained."""
+    return "val_elbo" if cfg.iw_samples == 1 else f"val_iwae_k{cfg.iw_samples}"
+
+
+def validation(model: VAE, x_val: torch.Tensor, cfg: TrainConfig) -> dict[str, float]:
+    """Validation ELBO (and parts) and, for k > 1, the IWAE-k bound that is trained."""
+    val = evaluate_elbo(model, x_val)
+    if cfg.iw_samples > 1:
+        val[f"iwae_k{cfg.iw_samples}"] = evaluate_iwae(model, x_val, cfg.iw_samples)
+    return val
+
+
+def evaluate_iwae(model: VAE, x: torch.Tensor, k: int, batch_size: int = 500) -> float:
+    """Mean IWAE-k bound over x (nats per image)."""
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for batch in x.split(batch_size):
+            total += iwae_bound(iwae_log_weights(model, batch, k)).sum().item()
+    model.train()
+    return total / len(x)
+
+
+def save_checkpoint(
+    path: Path, model: VAE, optimizer, cfg: TrainConfig, epoch: int, best: float, val: dict
+):
+    """`val`: this checkpoint's own validation figures (the card shows them, not the run's)."""
     state = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "config": dataclasses.asdict(cfg),
         "epoch": epoch,
-        "best_val_elbo": best,
+        "best_val": best,  # best so far of selection_key (resuming carries on comparing it)
+        "selected_by": selection_key(cfg),
+        "val": val,
     }
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -156,12 +188,13 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start, best = 0, -math.inf
+    key = selection_key(cfg)
     if resume is not None:
         state = torch.load(resume, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        start, best = state["epoch"] + 1, state["best_val_elbo"]
-        log.info("resumed from %s at epoch %d (best val ELBO %.2f)", resume, start, best)
+        start, best = state["epoch"] + 1, state.get("best_val", state.get("best_val_elbo"))
+        log.info("resumed from %s at epoch %d (best %s %.2f)", resume, start, key, best)
     generator = torch.Generator().manual_seed(cfg.seed + start)
     (out / "config.json").write_text(json.dumps(run_info(cfg, device), indent=2))
 
@@ -170,7 +203,7 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
         for epoch in range(start, cfg.epochs):
             t0 = time.perf_counter()
             train_stats = train_epoch(model, optimizer, x_train, cfg, epoch, generator)
-            val = evaluate_elbo(model, x_val)
+            val = validation(model, x_val, cfg)
             seconds = time.perf_counter() - t0
             record = {
                 "epoch": epoch + 1,
@@ -182,16 +215,18 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
             }
             with open(out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
-            if val["elbo"] > best:
-                best = val["elbo"]
-                save_checkpoint(out / "best.pt", model, optimizer, cfg, epoch, best)
-            save_checkpoint(out / "last.pt", model, optimizer, cfg, epoch, best)
+            figures = {f"val_{name}": value for name, value in val.items()}
+            if figures[key] > best:
+                best = figures[key]
+                save_checkpoint(out / "best.pt", model, optimizer, cfg, epoch, best, figures)
+            save_checkpoint(out / "last.pt", model, optimizer, cfg, epoch, best, figures)
             tqdm.write(
                 f"epoch {epoch + 1}: train loss {train_stats['loss']:.2f}  "
                 f"val ELBO {val['elbo']:.2f} (KL {val['kl']:.2f})  {seconds:.0f}s"
             )
     except KeyboardInterrupt:
-        save_checkpoint(out / "last.pt", model, optimizer, cfg, max(epoch - 1, start - 1), best)
+        last = max(epoch - 1, start - 1)
+        save_checkpoint(out / "last.pt", model, optimizer, cfg, last, best, {})
         log.warning("interrupted: saved %s; resume with --resume", out / "last.pt")
         raise
     return out / "best.pt"
@@ -226,7 +261,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, Path |
     p.add_argument("--min-lr", type=float, default=d.min_lr, help="default: %(default)s")
     p.add_argument("--iw-samples", type=int, default=d.iw_samples, help="default: %(default)s")
     p.add_argument(
-        "--kl-warmup-epochs", type=int, default=d.kl_warmup_epochs, help="default: %(default)s"
+        "--kl-warmup-epochs",
+        type=int,
+        default=None,
+        help=f"default: {d.kl_warmup_epochs}, or 0 with --init-from (a trained model)",
     )
     p.add_argument("--val-size", type=int, default=d.val_size, help="default: %(default)s")
     p.add_argument("--seed", type=int, default=d.seed, help="default: %(default)s")
@@ -234,14 +272,23 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, Path |
     p.add_argument("--threads", type=int, default=d.threads, help="default: %(default)s")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots at the end")
     a = p.parse_args(argv)
+    if a.kl_warmup_epochs is None:
+        a.kl_warmup_epochs = 0 if a.init_from else d.kl_warmup_epochs
     model_cfg = VAEConfig(a.arch, a.latent_dim, a.hidden, a.channels)
     cfg = TrainConfig(
         model_cfg, a.epochs, a.batch_size, a.lr, a.min_lr, a.iw_samples,
         a.kl_warmup_epochs, a.val_size, a.seed, a.device, a.threads, a.data_dir, a.init_from,
     )  # fmt: skip
-    if a.resume:  # the checkpoint's own config wins, except for the length of the run
+    if a.resume:  # the checkpoint's own config wins, except for the length of the run and
+        # where it runs (device, threads, data folder), which belong to this machine
         state = torch.load(a.resume, map_location="cpu", weights_only=True)
-        cfg = dataclasses.replace(config_from_dict(state["config"]), epochs=a.epochs)
+        cfg = dataclasses.replace(
+            config_from_dict(state["config"]),
+            epochs=a.epochs,
+            device=a.device,
+            threads=a.threads,
+            data_dir=a.data_dir,
+        )
     return cfg, Path(a.out), Path(a.resume) if a.resume else None, not a.no_plots
 
 

@@ -186,21 +186,31 @@ with artifact.torchscript():  # torch.jit's deprecation warning, silenced as in 
             pass
 
 
-def iwae_log_weights(model: LatentVariableModel, x: Tensor, k: int) -> Tensor:
-    """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for k samples per image: (k, N).
+def log_weight_terms(
+    model: LatentVariableModel, x: Tensor, mu: Tensor, log_sigma: Tensor, k: int
+) -> tuple[Tensor, Tensor]:
+    """The two parts of the importance log-weights for k samples z_k ~ q(z|x) per image:
+    log p(x|z_k) and log p(z_k) - log q(z_k|x), each (k, N). The one place they are written:
+    training (which scales the second by beta) and evaluation both call it.
 
-    `model` is anything with `encode` and `decode_logits` (the eager VAE or the
-    exported TorchScript module), so the shipped file can be evaluated directly. The
-    k samples of all N images are decoded as one batch of k*N rows.
+    The k samples of all N images are decoded as one batch of k*N rows.
     """
-    mu, sigma = model.encode(x)
-    log_sigma = sigma.log()
     z = reparameterize_k(mu, log_sigma, k)  # (k, N, D)
     logits = model.decode_logits(z.flatten(0, 1)).unflatten(0, (k, x.shape[0]))
     log_px_z = bernoulli_log_likelihood(logits, x)
     log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
-    log_qz_x = gaussian_log_density(z, mu, log_sigma)
-    return log_px_z + log_pz - log_qz_x
+    return log_px_z, log_pz - gaussian_log_density(z, mu, log_sigma)
+
+
+def iwae_log_weights(model: LatentVariableModel, x: Tensor, k: int) -> Tensor:
+    """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for k samples per image: (k, N).
+
+    `model` is anything with `encode` and `decode_logits` (the eager VAE or the
+    exported TorchScript module), so the shipped file can be evaluated directly.
+    """
+    mu, sigma = model.encode(x)
+    log_px_z, log_prior_ratio = log_weight_terms(model, x, mu, sigma.log(), k)
+    return log_px_z + log_prior_ratio
 
 
 def iwae_bound(log_w: Tensor) -> Tensor:
@@ -219,12 +229,7 @@ def training_loss(model: VAE, x: Tensor, k: int = 1, beta: float = 1.0) -> dict[
         loss = -(recon - beta * kl)
     else:
         mu, log_sigma = model.encode_params(x)
-        z = reparameterize_k(mu, log_sigma, k)
-        logits = model.decode_logits(z.flatten(0, 1)).unflatten(0, (k, x.shape[0]))
-        log_px_z = bernoulli_log_likelihood(logits, x)
-        log_prior_ratio = gaussian_log_density(
-            z, torch.zeros_like(z), torch.zeros_like(z)
-        ) - gaussian_log_density(z, mu, log_sigma)
+        log_px_z, log_prior_ratio = log_weight_terms(model, x, mu, log_sigma, k)
         loss = -iwae_bound(log_px_z + beta * log_prior_ratio)
         recon, kl = log_px_z.mean(0), gaussian_kl(mu, log_sigma)
     return {"loss": loss.mean(), "recon": recon.mean().detach(), "kl": kl.mean().detach()}

@@ -17,12 +17,12 @@ source scripts/torch-index.sh
 # build by accident. Skipped once installed: the index is then not asked again.
 python -c 'import sys, torch; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null \
     || pip install "${PIP[@]}" "${TORCH_INDEX[@]}" torch==2.13.0
-pip install "${PIP[@]}" -e '.[dev]'
+pip install "${PIP[@]}" -c constraints-dev.txt -e '.[dev]'  # dev tools at exact versions
 
 if [ "$(id -u)" = 0 ]; then
     for tools in .ci/*-tools.sh; do bash "$tools"; done
 else
-    echo "not root: skipping system tools (tests needing them are skipped outside CI)"
+    echo "not root: system tools not installed (their tests skip, or fail when CI=true)"
 fi
 
 ruff check .

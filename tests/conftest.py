@@ -1,5 +1,5 @@
 """Shared fixtures: where MNIST is, a tiny untrained VAE exported to a temp dir, and the
-service running on it in-process."""
+service running on it in-process; and the summary of skipped tests at the end of a run."""
 
 import io
 import os
@@ -89,7 +89,9 @@ def settings_for(tiny_model_file: Path) -> Callable[..., Settings]:
     """Settings on the tiny model, with overrides."""
 
     def make(**overrides) -> Settings:
-        return Settings(**{"model_path": tiny_model_file, "log_format": "text", **overrides})
+        # device pinned: the tests assert CPU behaviour even on a machine with CUDA
+        defaults = {"model_path": tiny_model_file, "log_format": "text", "device": "cpu"}
+        return Settings(**{**defaults, **overrides})
 
     return make
 
@@ -134,3 +136,20 @@ def png_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array.astype(np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """Every skip, grouped by reason, last: a run that skipped tools' tests says so plainly
+    (in CI, CI=true, those tests fail instead: tests/helpers.py)."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons: dict[str, int] = {}
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    terminalreporter.section(f"skipped: {len(skipped)}, by reason", sep="=")
+    for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{count:4d}  {reason}")

@@ -35,6 +35,10 @@ class _Settings:
         max_retry_wait: float,
     ) -> None:
         self.base_url = (base_url or os.environ.get("VAE_URL") or DEFAULT_URL).rstrip("/")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"the service URL {self.base_url!r} has no scheme: add http:// (or https://)"
+            )
         self.api_key = api_key or os.environ.get("VAE_API_KEY") or None
         self.timeout, self.retries, self.max_retry_wait = timeout, retries, max_retry_wait
 

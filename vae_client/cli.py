@@ -11,11 +11,15 @@
     vae-client info
 
 The service is $VAE_URL (default http://127.0.0.1:8000); the API key is $VAE_API_KEY.
+Without -o, images go to stdout when it is a pipe or a file, else to a file in the current
+folder whose name is printed (samples.png, decoded.png...).
 """
 
 import argparse
 import json
+import os
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +46,29 @@ def latents_from_json(text: str) -> np.ndarray:
     return np.atleast_2d(z)
 
 
+def save(images: Images, args: argparse.Namespace, columns: int | None = None) -> None:
+    """The PNG to -o, else to stdout when it is not a terminal, else to the default file."""
+    grid = images.grid(columns, args.scale)
+    count = f"{len(images)} image{'s' if len(images) > 1 else ''}"
+    if args.output is None and not sys.stdout.isatty():
+        grid.save(sys.stdout.buffer, format="PNG")
+        sys.stdout.flush()
+        print(f"wrote a PNG to stdout ({count})", file=sys.stderr)
+        return
+    output = args.output or Path(args.default_output)
+    grid.save(output)
+    print(f"wrote {output.resolve()} ({count})", file=sys.stderr)
+
+
+def package_version() -> str:
+    for name in ("vae-client", "vae-serve"):  # installed alone, or with the service
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            continue
+    return "unknown"
+
+
 def vars_of(args: argparse.Namespace, *names: str) -> dict[str, Any]:
     """The named options that this command has."""
     return {name: getattr(args, name) for name in names if hasattr(args, name)}
@@ -51,40 +78,48 @@ def json_ready(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in result.items()}
 
 
-def save(images: Images, output: Path, scale: int, columns: int | None = None) -> None:
-    images.grid(columns, scale).save(output)
-    print(f"wrote {output} ({len(images)} image{'s' if len(images) > 1 else ''})", file=sys.stderr)
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vae-client", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     p.add_argument("--url", help="service URL (default: $VAE_URL or http://127.0.0.1:8000)")
     p.add_argument("--api-key", help="API key (default: $VAE_API_KEY)")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    p.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds per request (default: %(default)s)"
+    )
     commands = p.add_subparsers(dest="command", required=True)
+    defaults = argparse.ArgumentDefaultsHelpFormatter  # every command's --help shows defaults
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help, description=help, formatter_class=defaults)
 
     def image_command(name: str, help: str, default_output: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help)
-        sub.add_argument("-o", "--output", type=Path, default=Path(default_output))
+        sub = command(name, help)
+        sub.add_argument(
+            "-o",
+            "--output",
+            type=Path,
+            help=f"PNG to write (default: stdout if it is not a terminal, else {default_output})",
+        )
         sub.add_argument("--scale", type=int, default=4, help="upscaling of the PNG written")
+        sub.set_defaults(default_output=default_output)
         return sub
 
     sample = image_command("sample", "draw images from the prior", "samples.png")
     sample.add_argument("-n", type=int, default=16, help="number of images")
     sample.add_argument("--seed", type=int, help="seed (printed when left out)")
-    sample.add_argument("--temperature", type=float, default=1.0)
+    sample.add_argument("--temperature", type=float, default=1.0, help="z ~ N(0, t^2 I)")
     sample.add_argument("--digit", type=int, help="samples of this digit (0-9)")
 
-    encode = commands.add_parser("encode", help="print q(z|x) of images as JSON")
+    encode = command("encode", "print q(z|x) of images as JSON")
     encode.add_argument("images", nargs="+", type=Path)
 
-    score = commands.add_parser("score", help="print how likely images are, as JSON")
+    score = command("score", "print how likely images are, as JSON")
     score.add_argument("images", nargs="+", type=Path)
-    score.add_argument("--k", type=int, default=100, help="importance samples (default 100)")
+    score.add_argument("--k", type=int, default=100, help="importance samples")
 
-    classify = commands.add_parser("classify", help="print the digit of images, as JSON")
+    classify = command("classify", "print the digit of images, as JSON")
     classify.add_argument("images", nargs="+", type=Path)
 
     decode = image_command("decode", "decode latent vectors", "decoded.png")
@@ -98,16 +133,16 @@ def parser() -> argparse.ArgumentParser:
     interpolate = image_command("interpolate", "interpolate between two images", "strip.png")
     interpolate.add_argument("start", type=Path)
     interpolate.add_argument("end", type=Path)
-    interpolate.add_argument("--steps", type=int, default=8)
+    interpolate.add_argument("--steps", type=int, default=8, help="points, both ends included")
 
-    commands.add_parser("info", help="print the model card as JSON")
+    command("info", "print the model card as JSON")
     return p
 
 
 def run(args: argparse.Namespace, vae: VAEClient) -> None:
     if args.command == "sample":
         images = vae.sample(args.n, args.seed, args.temperature, digit=args.digit)
-        save(images, args.output, args.scale)
+        save(images, args)
         print(f"seed {images.seed}", file=sys.stderr)
     elif args.command == "encode":
         encodings = vae.encode(list(args.images))
@@ -119,12 +154,12 @@ def run(args: argparse.Namespace, vae: VAEClient) -> None:
         print(json.dumps(body[0] if len(body) == 1 else body))
     elif args.command == "decode":
         text = sys.stdin.read() if args.z == "-" else Path(args.z).read_text()
-        save(vae.decode(latents_from_json(text)), args.output, args.scale)
+        save(vae.decode(latents_from_json(text)), args)
     elif args.command == "reconstruct":
-        save(vae.reconstruct(list(args.images)), args.output, args.scale)
+        save(vae.reconstruct(list(args.images)), args)
     elif args.command == "interpolate":
         strip = vae.interpolate(args.start, args.end, args.steps)
-        save(strip, args.output, args.scale, columns=args.steps)
+        save(strip, args, columns=args.steps)
     elif args.command == "info":
         info = vae.model_info()
         print(json.dumps(vars(info), indent=2))
@@ -137,9 +172,13 @@ def main(argv: list[str] | None = None, http: Any = None) -> int:
     try:
         with VAEClient(args.url, args.api_key, timeout=args.timeout, http=http) as vae:
             run(args, vae)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below
     except VAEError as e:
         print(f"vae-client: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `vae-client info | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (OSError, ValueError) as e:
         print(f"vae-client: {e}", file=sys.stderr)
         return 2

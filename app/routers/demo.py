@@ -13,3 +13,6 @@ router = APIRouter(tags=["demo"], include_in_schema=False)
 @router.get("/")
 async def demo_page() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+
+router.add_api_route("/", demo_page, methods=["HEAD"])

@@ -16,7 +16,7 @@ from app.media import (
 )
 from app.queries import InputParams, ReconstructParams
 from app.sampling import bernoulli_pixels, posterior_draw, seeded
-from app.schemas import ERROR_RESPONSES, EncodeResponse
+from app.schemas import ERROR_RESPONSES, EncodeResponse, ReconstructResponse, image_answers
 
 NUMPY = orjson.OPT_SERIALIZE_NUMPY
 router = APIRouter(tags=["images in"], responses=ERROR_RESPONSES)
@@ -55,7 +55,7 @@ async def encode(request: Request, model: Model, query: InputParams) -> Response
 @router.post(
     "/reconstruct",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}, "application/json": {}}}},
+    responses=image_answers(ReconstructResponse),
     openapi_extra=IMAGE_BODY,
 )
 async def reconstruct(request: Request, model: Model, query: ReconstructParams) -> Response:

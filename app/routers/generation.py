@@ -7,19 +7,27 @@ from pydantic import TypeAdapter, ValidationError
 from app import limits
 from app.dependencies import Model, require
 from app.errors import APIError, describe_errors
-from app.media import decode_images, image_form, image_response, read_uploads, wants_json
+from app.media import (
+    decode_images,
+    image_form,
+    image_response,
+    parsed_as_json,
+    read_uploads,
+    wants_json,
+)
 from app.queries import DecodeParams, InterpolateParams, SampleParams
 from app.sampling import bernoulli_pixels, seeded
 from app.schemas import (
-    ERROR_RESPONSES,
-    NOT_SUPPORTED,
+    SEED_HEADER,
     DecodeRequest,
+    ImagesResponse,
     InterpolateDigitsRequest,
     InterpolateRequest,
+    errors,
+    image_answers,
 )
 
-router = APIRouter(tags=["images out"], responses=ERROR_RESPONSES)
-IMAGE_CONTENT = {200: {"content": {"image/png": {}, "application/json": {}}}}
+router = APIRouter(tags=["images out"])
 INTERPOLATE_BODY = TypeAdapter(InterpolateRequest | InterpolateDigitsRequest)
 
 
@@ -38,7 +46,7 @@ def latent_tensor(rows: list[list[float]], latent_dim: int) -> torch.Tensor:
 @router.post(
     "/decode",
     response_class=Response,
-    responses=IMAGE_CONTENT,
+    responses=image_answers(ImagesResponse) | errors(401, 413, 422, 503),
 )
 async def decode(
     body: DecodeRequest, request: Request, model: Model, query: DecodeParams
@@ -61,7 +69,7 @@ async def decode(
 @router.get(
     "/sample",
     response_class=Response,
-    responses={**IMAGE_CONTENT, **NOT_SUPPORTED},
+    responses=image_answers(ImagesResponse, SEED_HEADER) | errors(401, 413, 422, 501, 503),
 )
 async def sample(request: Request, model: Model, query: SampleParams) -> Response:
     """Draw n images from the prior, z ~ N(0, temperature^2 I), or with `digit` from that
@@ -90,7 +98,7 @@ async def sample(request: Request, model: Model, query: SampleParams) -> Respons
 @router.post(
     "/interpolate",
     response_class=Response,
-    responses={**IMAGE_CONTENT, **NOT_SUPPORTED},
+    responses=image_answers(ImagesResponse) | errors(400, 401, 413, 415, 422, 501, 503),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -132,8 +140,7 @@ async def interpolation_ends(
     request: Request, model: Model
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Both ends, and the two model inputs when the ends came as images."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "application/json":
+    if parsed_as_json(request.headers.get("content-type", "").encode("latin-1")):
         try:
             body = INTERPOLATE_BODY.validate_json(await request.body())
         except ValidationError as e:

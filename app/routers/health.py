@@ -15,8 +15,15 @@ async def healthz() -> HealthResponse:
     return HealthResponse(status="ok")
 
 
-@router.get("/readyz", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
-async def readyz(request: Request) -> Response:
+@router.get(
+    "/readyz",
+    response_class=JSONResponse,
+    responses={
+        200: {"model": HealthResponse, "description": "ready"},
+        503: {"model": HealthResponse, "description": "not ready, or draining"},
+    },
+)
+async def readyz(request: Request) -> JSONResponse:
     """Readiness: 200 once the model is loaded and warmed up; 503 before that and while
     draining for shutdown."""
     state = request.app.state
@@ -31,3 +38,13 @@ async def prometheus_metrics() -> Response:
     """Prometheus text exposition."""
     body, content_type = exposition()
     return Response(body, media_type=content_type)
+
+
+# HEAD as well as GET (load balancers and uptime checks probe with HEAD); kept out of the
+# OpenAPI schema, where it would repeat the GET operations.
+for path, endpoint in (
+    ("/healthz", healthz),
+    ("/readyz", readyz),
+    ("/metrics", prometheus_metrics),
+):
+    router.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)

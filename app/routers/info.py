@@ -3,9 +3,9 @@
 from fastapi import APIRouter
 
 from app.dependencies import Model
-from app.schemas import ERROR_RESPONSES, ModelResponse
+from app.schemas import ModelResponse, errors
 
-router = APIRouter(tags=["model"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["model"], responses=errors(401, 503))
 
 
 @router.get("/model", response_model=ModelResponse)

@@ -4,7 +4,7 @@
 
 const $ = (id) => document.getElementById(id);
 const RANGE = 3; // latent axis shown: -RANGE .. RANGE
-const state = { latentDim: 0, selected: null, a: null, b: null };
+const state = { latentDim: 0, capabilities: [], selected: null, a: null, b: null };
 const KEY_STORE = "vae-serve-api-key"; // sessionStorage: the key lives as long as the tab
 
 class ApiError extends Error {
@@ -112,7 +112,9 @@ async function loadSamples(event) {
   const given = $("seed").value.trim();
   const seed = given === "" ? Math.floor(Math.random() * 1e9) : Number(given); // JS-safe integers
   const temperature = $("temperature").value;
-  const data = await guarded(() => api(`/sample?n=16&format=json&seed=${seed}&temperature=${temperature}`));
+  const digit = $("digit-choice").hidden ? "" : $("sample-digit").value;
+  const query = `n=16&format=json&seed=${seed}&temperature=${temperature}${digit ? `&digit=${digit}` : ""}`;
+  const data = await guarded(() => api(`/sample?${query}`));
   if (!data) return;
   const grid = $("sample-grid");
   grid.replaceChildren(
@@ -129,18 +131,24 @@ async function loadSamples(event) {
       return img;
     }),
   );
-  $("sample-note").textContent = `Seed ${data.seed}, temperature ${temperature}. Click an image to select it.`;
+  const which = digit ? `, digit ${digit}` : "";
+  $("sample-note").textContent = `Seed ${data.seed}, temperature ${temperature}${which}. Click an image to select it.`;
 }
 
 // ---------- drawing ----------
+
+const MIN_STROKE = 4; // canvas pixels the pen must travel before a touch counts as a stroke
 
 function setUpCanvas() {
   const canvas = $("canvas");
   const ctx = canvas.getContext("2d");
   let drawing = false;
+  let start = null; // where the pen went down; nothing is drawn until it moves
+  let inked = false; // the canvas holds a stroke
   const clear = () => {
     ctx.fillStyle = "#000";
     ctx.fillRect(0, 0, canvas.width, canvas.height);
+    inked = false;
   };
   const point = (e) => {
     const rect = canvas.getBoundingClientRect();
@@ -157,32 +165,59 @@ function setUpCanvas() {
   canvas.addEventListener("pointerdown", (e) => {
     drawing = true;
     canvas.setPointerCapture(e.pointerId);
-    const [x, y] = point(e);
+    start = point(e);
     ctx.beginPath();
-    ctx.moveTo(x, y);
-    ctx.lineTo(x, y);
-    ctx.stroke();
+    ctx.moveTo(...start);
   });
   canvas.addEventListener("pointermove", (e) => {
     if (!drawing) return;
     const [x, y] = point(e);
+    if (start && Math.hypot(x - start[0], y - start[1]) < MIN_STROKE) return; // a tap, so far
+    start = null;
+    inked = true;
     ctx.lineTo(x, y);
     ctx.stroke();
   });
   const finish = () => {
     if (!drawing) return;
     drawing = false;
-    encodeDrawing(canvas);
+    // A tap without a stroke sends nothing: an empty canvas is no digit.
+    if (start === null && inked) describe(canvasBlob(canvas), "your digit");
+    start = null;
   };
   canvas.addEventListener("pointerup", finish);
   canvas.addEventListener("pointercancel", finish);
   $("clear").addEventListener("click", () => {
     clear();
-    $("input-image").removeAttribute("src");
-    $("reconstruction").removeAttribute("src");
-    $("bars").replaceChildren();
-    $("kl").textContent = "";
+    clearResults();
   });
+  for (const id of ["upload", "camera"]) {
+    $(id).addEventListener("change", (e) => {
+      const file = e.target.files[0];
+      if (!file) return;
+      $("upload-name").textContent = file.name;
+      describe(file, file.name);
+      e.target.value = ""; // the same file may be chosen again
+    });
+  }
+}
+
+/** The canvas as a PNG Blob, synchronously. canvas.toBlob's callback was seen ~1 s after
+ * the pen lifted (issue 16; Chromium may encode it on an idle task); toDataURL takes ~1 ms
+ * and does not wait for the page to be idle. */
+function canvasBlob(canvas) {
+  const base64 = canvas.toDataURL("image/png").split(",")[1];
+  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  return new Blob([bytes], { type: "image/png" });
+}
+
+function clearResults() {
+  $("input-image").removeAttribute("src");
+  $("reconstruction").removeAttribute("src");
+  $("bars").replaceChildren();
+  $("kl").textContent = "";
+  $("no-digit").hidden = true;
+  $("verdict").hidden = true;
 }
 
 function pixelsToSrc(pixels) {
@@ -199,26 +234,87 @@ function pixelsToSrc(pixels) {
   return canvas.toDataURL("image/png");
 }
 
-async function encodeDrawing(canvas) {
-  const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
-  const form = () => {
-    const data = new FormData();
-    data.append("file", blob, "digit.png");
-    return data;
-  };
-  const results = await guarded(() =>
-    Promise.all([
-      api("/reconstruct?format=json", { method: "POST", body: form() }),
-      api("/encode", { method: "POST", body: form() }),
-    ]),
-  );
-  if (!results) return;
-  const [reconstruction, encoding] = results;
-  $("input-image").src = pixelsToSrc(reconstruction.inputs[0]);
-  $("reconstruction").src = pngSrc(reconstruction.images[0]);
-  $("kl").textContent = encoding.kl == null ? "" : `KL ${encoding.kl.toFixed(1)} nats`;
-  showBars(encoding.mu, encoding.sigma);
-  select(encoding.mu, $("reconstruction").src, "your digit");
+function imageForm(blob) {
+  const data = new FormData();
+  data.append("file", blob, blob.name ?? "digit.png");
+  return data;
+}
+
+/** What the service makes of one image, in one request: the 28x28 input the encoder saw,
+ * the reconstruction, and mu and sigma of q(z|x). */
+async function reconstruction(blob) {
+  const data = await api("/reconstruct?format=json", { method: "POST", body: imageForm(blob) });
+  return { input: data.inputs[0], image: data.images[0], mu: data.mu[0], sigma: data.sigma[0] };
+}
+
+/** POST an image to an optional capability (/classify, /score); null when this model file
+ * lacks it (501 not_supported, or 404 from a service that predates the route). */
+async function optional(path, blob) {
+  try {
+    return await api(path, { method: "POST", body: imageForm(blob) });
+  } catch (error) {
+    if (error instanceof ApiError && (error.status === 501 || error.status === 404)) return null;
+    throw error;
+  }
+}
+
+/** Encode a drawing or an uploaded photo and show everything the service says about it. */
+async function describe(blob, label) {
+  try {
+    const [result, classified, scored] = await Promise.all([
+      reconstruction(blob),
+      state.capabilities.includes("classify") ? optional("/classify", blob) : null,
+      state.capabilities.includes("score") ? optional("/score", blob) : null,
+    ]);
+    clearError();
+    $("no-digit").hidden = true;
+    $("input-image").src = pixelsToSrc(result.input);
+    $("reconstruction").src = pngSrc(result.image);
+    showBars(result.mu, result.sigma);
+    showVerdict(classified, scored);
+    select(result.mu, $("reconstruction").src, label);
+  } catch (error) {
+    if (error instanceof ApiError && error.code === "no_digit") {
+      clearResults();
+      $("no-digit").textContent = `No digit found: ${error.message.replace(/^no digit found: /, "")}.`;
+      $("no-digit").hidden = false;
+      clearError();
+      return;
+    }
+    showError(error);
+  }
+}
+
+/** The predicted digit with its probabilities, and the percentile of the likelihood. */
+function showVerdict(classified, scored) {
+  $("classify-panel").hidden = !classified;
+  $("score-panel").hidden = !scored;
+  $("verdict").hidden = !classified && !scored;
+  $("kl").textContent = scored ? `KL ${scored.kl.toFixed(1)} nats` : "";
+  if (classified) {
+    $("predicted").textContent = String(classified.digit);
+    $("probabilities").replaceChildren(
+      ...classified.probabilities.map((p, digit) => {
+        const row = document.createElement("div");
+        row.className = "probability" + (digit === classified.digit ? " best" : "");
+        row.title = `${digit}: ${(100 * p).toFixed(1)} %`;
+        const bar = document.createElement("span");
+        bar.className = "fill";
+        bar.style.height = `${Math.max(2, 100 * p)}%`;
+        const name = document.createElement("span");
+        name.className = "name";
+        name.textContent = String(digit);
+        row.append(bar, name);
+        return row;
+      }),
+    );
+  }
+  if (scored) {
+    const share = scored.percentile;
+    $("typicality").textContent =
+      `More likely under the model than ${share.toFixed(1)} % of real MNIST test digits ` +
+      `(${scored.typical ? "typical" : "unusual"}; log-likelihood ${scored.log_likelihood.toFixed(1)} nats).`;
+  }
 }
 
 /** One row per dimension: the band mu ± sigma and a marker at mu, on the axis -3..3. */
@@ -253,7 +349,7 @@ async function interpolate() {
   if (!state.a || !state.b) return;
   const steps = Number($("steps").value);
   const data = await guarded(() =>
-    postJSON("/interpolate?format=json", { z_start: state.a.z, z_end: state.b.z, steps }),
+    postJSON(`/interpolate?format=json&steps=${steps}`, { z_start: state.a.z, z_end: state.b.z }),
   );
   if (!data) return;
   $("strip").replaceChildren(...data.images.map((png, i) => digitImage(pngSrc(png), `step ${i + 1}`)));
@@ -321,7 +417,12 @@ function setUpPad() {
     e.preventDefault();
     movePad(pad.x + step[0], pad.y + step[1]);
   });
-  for (const id of ["dim-x", "dim-y"]) $(id).addEventListener("change", resetPad);
+  for (const id of ["dim-x", "dim-y"]) {
+    $(id).addEventListener("change", () => {
+      labelAxes();
+      resetPad();
+    });
+  }
 }
 
 function fillDimensions(latentDim) {
@@ -329,7 +430,14 @@ function fillDimensions(latentDim) {
     $(id).replaceChildren(
       ...Array.from({ length: latentDim }, (_, i) => new Option(`z${i}`, String(i), false, i === chosen)),
     );
+    $(id).disabled = false;
   }
+  labelAxes();
+}
+
+function labelAxes() {
+  $("axis-x").textContent = `z${$("dim-x").value} →`;
+  $("axis-y").textContent = `z${$("dim-y").value} ↑`;
 }
 
 // ---------- start ----------
@@ -339,6 +447,7 @@ async function start() {
   $("temperature").addEventListener("input", (e) => ($("temperature-value").textContent = Number(e.target.value).toFixed(1)));
   $("steps").addEventListener("input", (e) => ($("steps-value").textContent = e.target.value));
   $("steps").addEventListener("change", interpolate);
+  $("sample-digit").addEventListener("change", loadSamples);
   $("use-a").addEventListener("click", () => useAs("a"));
   $("use-b").addEventListener("click", () => useAs("b"));
   $("key-form").addEventListener("submit", useKey);
@@ -362,6 +471,8 @@ async function loadModel() {
     return;
   }
   state.latentDim = info.latent_dim;
+  state.capabilities = info.capabilities ?? [];
+  $("digit-choice").hidden = !state.capabilities.includes("conditional_sampling");
   $("model-info").textContent = `Model ${info.version}, ${info.latent_dim} latent dimensions.`;
   fillDimensions(info.latent_dim);
   await loadSamples();

@@ -120,27 +120,30 @@ def table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def figure(examples: dict[str, tuple[bytes, np.ndarray]], path: Path) -> None:
-    """One column per condition: the photo, and the 28x28 input the encoder saw."""
+def figure(examples: dict[str, tuple[bytes, np.ndarray]], path: Path, per_row: int = 7) -> None:
+    """One photo per condition, each above the 28x28 input the encoder saw."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = [n for n in examples if n != CLEAN]
-    fig, axes = plt.subplots(2, len(names), figsize=(1.6 * len(names), 3.2))
-    for column, name in enumerate(names):
-        blob, seen = examples[name]
-        axes[0, column].imshow(Image.open(io.BytesIO(blob)))
-        axes[0, column].set_title(name, fontsize=7)
-        axes[1, column].imshow(seen, cmap="gray", vmin=0, vmax=1)
+    rows = -(-len(names) // per_row)
+    fig, axes = plt.subplots(2 * rows, per_row, figsize=(1.9 * per_row, 3.3 * rows))
     for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[0, 0].set_ylabel("photo", fontsize=8)
-    axes[1, 0].set_ylabel("encoder input", fontsize=8)
+        ax.axis("off")
+    for i, name in enumerate(names):
+        blob, seen = examples[name]
+        top, bottom = (
+            axes[2 * (i // per_row), i % per_row],
+            axes[2 * (i // per_row) + 1, i % per_row],
+        )
+        top.imshow(Image.open(io.BytesIO(blob)))
+        top.set_title(name, fontsize=9)
+        bottom.imshow(seen, cmap="gray", vmin=0, vmax=1)
+        bottom.set_title("encoder input", fontsize=7, color="0.4")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 

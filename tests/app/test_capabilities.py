@@ -248,7 +248,7 @@ def test_metrics_of_the_new_routes(heads_client, digit_png):
     assert heads_client.get("/sample?digit=1&n=2").status_code == 200
     text = heads_client.get("/metrics").text
     for method in ("score", "classify", "digit_latents"):
-        assert f'vae_inference_duration_seconds_count{{method="{method}"}}' in text
+        assert f'vae_inference_duration_seconds_count{{operation="{method}"}}' in text
     for route in ("/score", "/classify"):
         assert f'route="{route}"' in text
 

@@ -99,6 +99,16 @@ def test_a_tap_on_the_demo_canvas_is_no_digit_but_a_short_stroke_is_a_digit():
     assert imaging.preprocess(png_bytes(np.where(stroke, 255, canvas)), 10**7).max() > 0.9
 
 
+@pytest.mark.parametrize("shape", [(1, 2000), (2000, 1), (3, 900)])
+def test_very_long_thin_jpegs_are_decoded_reduced_without_failing(shape):
+    """JPEGs are decoded reduced (draft); a side that rounds to 0 pixels must not crash."""
+    try:
+        x = imaging.preprocess(jpeg(np.full(shape, 200.0)), 10**7)
+        assert x.shape == (1, 28, 28)
+    except APIError as e:
+        assert e.code == "no_digit"
+
+
 def test_28x28_edges_of_the_rule():
     frame = np.zeros((28, 28), dtype=np.uint8)
     frame[14, 14] = 255

@@ -81,7 +81,9 @@ def test_decode_json_pixels_in_unit_range(client):
 
 def test_decode_accept_header_selects_json(client):
     r = client.post("/decode", json={"z": [0.0] * LATENT}, headers={"accept": "application/json"})
+    assert r.status_code == 200  # an error body is JSON too
     assert r.headers["content-type"] == "application/json"
+    assert r.json()["count"] == 1 and np.array(r.json()["pixels"]).shape == (1, 28, 28)
 
 
 def test_sample_grid_png_and_seed_header(client):

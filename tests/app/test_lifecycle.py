@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.inference import SERVED_METHODS, ModelLoadError, ModelService
 from app.main import create_app
 from app.settings import Settings
 from model import artifact
 from model.export import REQUIRED_METHODS as EXPORTED_METHODS
+from tests.helpers import free_port
 
 
 def test_service_requires_only_what_export_provides():
@@ -73,7 +75,7 @@ def test_cuda_requested_without_cuda_fails(tiny_model_file):
 
 def test_server_process_exits_nonzero_with_one_clear_line(bad_models):
     path, message = bad_models["corrupt"]
-    env = {"VAE_MODEL_PATH": str(path), "VAE_PORT": "8799", "PATH": "/usr/bin:/bin"}
+    env = {"VAE_MODEL_PATH": str(path), "VAE_PORT": str(free_port()), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
         [sys.executable, "-m", "app.cli"], env=env, capture_output=True, text=True, timeout=60
     )
@@ -91,14 +93,14 @@ def test_metrics_show_the_expected_series(client, digit_png):
         'vae_http_requests_total{method="GET",protocol="rest",route="/sample",status="200"}',
         'vae_http_requests_total{method="GET",protocol="rest",route="/sample",status="422"}',
         'vae_http_request_duration_seconds_bucket{le="0.005",method="POST",protocol="rest",route="/encode"',
-        'vae_inference_duration_seconds_count{method="decode"}',
-        'vae_batch_size_bucket{le="4.0",method="decode"}',
+        'vae_inference_duration_seconds_count{operation="decode"}',
+        'vae_batch_size_bucket{le="4.0",operation="decode"}',
         "vae_queue_depth ",
         "vae_requests_in_flight ",
         "vae_images_encoded_total ",
         "vae_images_decoded_total ",
         'vae_failures_total{reason="invalid_parameters"}',
-        'vae_model_info{device="cpu",latent_dim="4",version="0.0.1-test"} 1.0',
+        'vae_model_info{device="cpu",latent_dim="4",precision="float32",version="0.0.1-test"} 1.0',
     ):
         assert series in text, series
 
@@ -108,3 +110,37 @@ def test_unmatched_routes_share_one_label(client):
     client.get("/random/path/2")
     text = client.get("/metrics").text
     assert 'route="<unmatched>"' in text and "/random/path" not in text
+
+
+def route_counts(client, route: str) -> dict[tuple[str, str], float]:
+    """{(method, status): count} of vae_http_requests_total for one route label."""
+    counts = {}
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for s in family.samples:
+            if s.name == "vae_http_requests_total" and s.labels["route"] == route:
+                counts[s.labels["method"], s.labels["status"]] = s.value
+    return counts
+
+
+def test_a_body_refused_by_the_middleware_counts_under_its_route(make_client):
+    client = make_client(max_upload_bytes=2048)
+    before = route_counts(client, "/encode").get(("POST", "413"), 0)
+    r = client.post("/encode", content=b"\0" * 5000, headers={"content-type": "image/png"})
+    assert r.status_code == 413
+    assert route_counts(client, "/encode")[("POST", "413")] == before + 1
+
+
+@pytest.mark.parametrize(
+    ("path", "route"),
+    [("/docs", "/docs"), ("/openapi.json", "/openapi.json"), ("/static/app.js", "/static")],
+)
+def test_docs_and_static_files_count_under_their_route(client, path, route):
+    assert client.get(path).status_code == 200
+    assert route_counts(client, route)[("GET", "200")] >= 1
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/"])
+def test_head_is_allowed_where_probes_use_it(client, path):
+    r = client.head(path)
+    assert r.status_code == 200
+    assert r.content == b""

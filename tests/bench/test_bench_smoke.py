@@ -5,7 +5,6 @@ Tiny model, in-process limit and vae-serve only, c=1 and 4, 1 s per point. Needs
 """
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from scripts.bench.config import WORKLOADS
+from tests.helpers import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_quick_benchmark_runs_end_to_end(tmp_path: Path) -> None:
-    assert shutil.which("wrk"), "wrk is not installed: run .ci/bench-tools.sh"
+    require_tool("wrk", "run .ci/bench-tools.sh")
     done = subprocess.run(
         [sys.executable, "-m", "scripts.bench", "--quick", "--out", str(tmp_path / "out")]
         + ["--workdir", str(tmp_path / "work")],

@@ -8,17 +8,18 @@ except in CI (CI=true), where they fail: .ci/browser-tools.sh installs both.
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import free_port, unavailable, wait_ready
 
 READY_TIMEOUT_S = 60
 
@@ -29,12 +30,6 @@ class Server:
     latent_dim: int
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def get_json(url: str) -> tuple[int, dict]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -43,30 +38,14 @@ def get_json(url: str) -> tuple[int, dict]:
         return e.code, {}
 
 
-def wait_ready(process: subprocess.Popen, url: str, log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"vae-serve exited with {process.returncode}:\n{log.read_text()[-2000:]}")
-        try:
-            if get_json(url + "/readyz")[0] == 200:
-                return
-        except OSError:
-            pass  # not listening yet
-        time.sleep(0.2)
-    pytest.fail(f"vae-serve not ready after {READY_TIMEOUT_S}s:\n{log.read_text()[-2000:]}")
-
-
-@pytest.fixture(scope="session")
-def server(tiny_model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`vae-serve` (the same entry point, run with this interpreter) serving the tiny model,
-    or $DEMO_MODEL (e.g. the shipped model, for screenshots with real digits)."""
+@contextmanager
+def serving(model_path: Path, log: Path) -> Iterator[Server]:
+    """`vae-serve` (the same entry point, run with this interpreter) on `model_path`."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("demo-server") / "server.log"
     env = {
         **os.environ,
-        "VAE_MODEL_PATH": os.environ.get("DEMO_MODEL") or str(tiny_model_file),
+        "VAE_MODEL_PATH": str(model_path),
         "VAE_PORT": str(port),
         "VAE_API_KEY": "",
         "VAE_LOG_FORMAT": "text",
@@ -77,17 +56,30 @@ def server(tiny_model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> I
             [sys.executable, "-m", "app.cli"], env=env, stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        wait_ready(process, url, log)
+        wait_ready(url, process, READY_TIMEOUT_S, output=lambda: log.read_text()[-2000:])
         yield Server(url, get_json(url + "/model")[1]["latent_dim"])
     finally:
         process.terminate()
         process.wait(timeout=30)
 
 
-def unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI must run the browser tests: see .ci/browser-tools.sh)")
-    pytest.skip(reason)
+@pytest.fixture(scope="session")
+def server(tiny_model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The tiny model (no classify, score or conditional sampling), or $DEMO_MODEL (e.g. the
+    shipped model, for screenshots with real digits)."""
+    log = tmp_path_factory.mktemp("demo-server") / "server.log"
+    with serving(Path(os.environ.get("DEMO_MODEL") or tiny_model_file), log) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def heads_server(
+    tiny_heads_model_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The tiny model with its heads: /classify, /score and /sample?digit= answer."""
+    log = tmp_path_factory.mktemp("demo-heads-server") / "server.log"
+    with serving(tiny_heads_model_file, log) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")  # its event loop must stop before other tests run asyncio

@@ -4,7 +4,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.deploy.helpers import free_port, http_get, start_image_command, wait_ready
+from tests.deploy.helpers import http_get, start_image_command, wait_ready
+from tests.helpers import free_port
 
 
 @dataclass

@@ -5,7 +5,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -15,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import helpers
+from tests.helpers import free_port  # noqa: F401 (re-exported for the deployment tests)
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -22,24 +24,12 @@ DOCKERFILE = ROOT / "Dockerfile"
 
 def require_tool(name: str) -> str:
     """Path of a CLI tool; a missing tool skips locally but fails under CI (CI=true)."""
-    path = shutil.which(name)
-    if path:
-        return path
-    message = f"{name} not installed: run .ci/deploy-tools.sh"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    return helpers.require_tool(name, "run .ci/deploy-tools.sh")
 
 
 def run_tool(*argv: str | Path) -> subprocess.CompletedProcess:
     cmd = [require_tool(str(argv[0])), *map(str, argv[1:])]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def dockerfile_instructions(path: Path = DOCKERFILE) -> list[tuple[str, str]]:

@@ -101,5 +101,5 @@ def test_prometheus_scrapes_the_composed_service_and_its_histograms(stack):
 
     (sample,) = wait_until(scraped_after_traffic, 45, f"data for {median}", interval=1)
     assert 0 < float(sample["value"][1]) < 10
-    (batches,) = prometheus.query('sum(vae_batch_size_count{method="decode"})')
+    (batches,) = prometheus.query('sum(vae_batch_size_count{operation="decode"})')
     assert float(batches["value"][1]) >= 1

@@ -110,3 +110,13 @@ def test_conv_variant_has_the_same_contract():
 def test_unknown_arch_is_refused():
     with pytest.raises(ValueError, match="unknown arch"):
         VAE(VAEConfig(arch="transformer"))
+
+
+def test_training_and_evaluation_share_the_iwae_log_weights(tiny_model: VAE):
+    """training_loss(k) at beta=1 is the negative IWAE bound of iwae_log_weights, same draws."""
+    x = torch.bernoulli(torch.rand(5, 1, 28, 28))
+    torch.manual_seed(3)
+    loss = training_loss(tiny_model, x, k=7)["loss"]
+    torch.manual_seed(3)
+    bound = iwae_bound(iwae_log_weights(tiny_model, x, 7)).mean()
+    torch.testing.assert_close(loss, -bound, rtol=1e-5, atol=1e-4)

@@ -16,7 +16,8 @@ import pytest
 
 from model.data import load_mnist
 from tests.conftest import ROOT, SHIPPED_MODEL, png_bytes
-from tests.reliability.conftest import free_port, start_server, wait_ready
+from tests.helpers import free_port, wait_ready
+from tests.reliability.conftest import start_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # the first run installs the clients
 CLIENTS_PYTHON = ROOT / ".venv-oip-clients" / "bin" / "python"

@@ -199,8 +199,8 @@ def test_a_batch_is_one_model_call(client):
     assert response.status_code == 200
     assert outputs_of(response)["mu"].shape == (64, LATENT)
     after = client.get("/metrics").text
-    calls = 'vae_batch_size_count{method="encode"}'
-    rows = 'vae_batch_size_sum{method="encode"}'
+    calls = 'vae_batch_size_count{operation="encode"}'
+    rows = 'vae_batch_size_sum{operation="encode"}'
     assert sample(after, calls) - sample(before, calls) == 1
     assert sample(after, rows) - sample(before, rows) == 64
 
@@ -285,7 +285,8 @@ def test_v2_and_rest_requests_share_batches(monkeypatch, settings_for):
     first, v2, rest, before, after = run_async(scenario())
     assert first.status_code == v2.status_code == rest.status_code == 200
     assert outputs_of(v2)["mu"].shape == (2, LATENT)
-    rows, calls = 'vae_batch_size_sum{method="encode"}', 'vae_batch_size_count{method="encode"}'
+    rows = 'vae_batch_size_sum{operation="encode"}'
+    calls = 'vae_batch_size_count{operation="encode"}'
     assert sample(after, rows) - sample(before, rows) == 4
     # 1 row, then the v2 infer's 2 rows with the REST row (all 4 at once on a slow start)
     assert sample(after, calls) - sample(before, calls) < 3

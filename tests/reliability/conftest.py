@@ -3,10 +3,8 @@
 import asyncio
 import io
 import os
-import socket
 import subprocess
 import sys
-import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -23,18 +21,6 @@ def encoded(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
     return buffer.getvalue()
-
-
-def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict:
-    """The documented error shape, with no stack trace or source path in it."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error", "detail"}, body
-    if code is not None:
-        assert body["error"] == code, body
-    assert "Traceback" not in response.text and ".py" not in response.text, body
-    assert str(ROOT) not in response.text, body
-    return body
 
 
 def assert_encoding(body: dict) -> None:
@@ -58,12 +44,6 @@ def run_async(coroutine):
     return asyncio.run(coroutine)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(env: dict[str, str], module: str = "app.cli") -> subprocess.Popen:
     """`vae-serve` (python -m app.cli, the console script's code) with VAE_* overrides."""
     return subprocess.Popen(
@@ -74,16 +54,3 @@ def start_server(env: dict[str, str], module: str = "app.cli") -> subprocess.Pop
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def wait_ready(url: str, server: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.poll() is None, server.communicate()[1]
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} not ready within {timeout} s")

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from tests.reliability.conftest import LATENT, assert_error
+from tests.helpers import assert_error
+from tests.reliability.conftest import LATENT
 
 Z = [0.1] * LATENT
 JSON = {"content-type": "application/json"}

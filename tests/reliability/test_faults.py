@@ -12,7 +12,8 @@ from torch import Tensor, nn
 from app.inference import ModelLoadError, ModelService
 from app.main import create_app
 from model import artifact
-from tests.reliability.conftest import ROOT, assert_error, free_port, start_server
+from tests.helpers import assert_error, free_port
+from tests.reliability.conftest import ROOT, start_server
 
 PNG = {"content-type": "image/png"}
 

@@ -14,7 +14,8 @@ from PIL import Image
 from app import imaging
 from app.main import create_app
 from app.settings import Settings
-from tests.reliability.conftest import assert_encoding, assert_error, encoded
+from tests.helpers import assert_error
+from tests.reliability.conftest import assert_encoding, encoded
 
 TIME_BOUND_S = 3.0  # generous: the CI machine is small and shared
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

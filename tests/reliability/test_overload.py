@@ -13,7 +13,8 @@ import torch
 from app.inference import ModelService
 from app.main import create_app
 from model import artifact
-from tests.reliability.conftest import LATENT, assert_error, run_async, running
+from tests.helpers import assert_error
+from tests.reliability.conftest import LATENT, run_async, running
 
 CAPACITY = 4
 REQUESTS = 40

@@ -6,8 +6,9 @@ import re
 
 import pytest
 
+from tests.helpers import assert_error
 from tests.oip.helpers import ENCODER, assert_v2_error, json_request, stroke_image
-from tests.reliability.conftest import LATENT, assert_error
+from tests.reliability.conftest import LATENT
 
 KEY = "s3cret-key"
 Z = [0.0] * LATENT

@@ -11,7 +11,8 @@ import time
 import httpx
 import pytest
 
-from tests.reliability.conftest import free_port, start_server, wait_ready
+from tests.helpers import free_port, wait_ready
+from tests.reliability.conftest import start_server
 
 MODEL_DELAY_S = 1.0
 IN_FLIGHT = 3

@@ -1,0 +1,100 @@
+"""The OpenAPI schema: FastAPI's, generated from the routes and pydantic models, plus the query
+parameters of app.queries' models (validated by a dependency, which FastAPI cannot see
+through) and what only the running service knows: the API-key scheme (when routes need the
+key) and examples sized to the loaded model's latent dimension D.
+"""
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, iter_route_contexts
+
+from app.queries import QueryParser
+from app.security import check_api_key
+
+SECURITY_SCHEMES = {
+    "APIKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    "BearerToken": {"type": "http", "scheme": "bearer", "description": "the API key"},
+}
+EXAMPLE_Z = (0.5, -1.0, 0.2, 0.0)  # repeated to D values
+
+
+def dependencies(route: APIRoute) -> list:
+    """Every dependency of the route, nested ones too."""
+    found, pending = [], list(route.dependant.dependencies)
+    while pending:
+        dependant = pending.pop()
+        found.append(dependant)
+        pending.extend(dependant.dependencies)
+    return found
+
+
+def query_parameters(route: APIRoute) -> list[dict]:
+    """The fields of the route's query models, as optional query parameters."""
+    parameters = []
+    for dependant in dependencies(route):
+        if isinstance(dependant.call, QueryParser):
+            schema = dependant.call.model.model_json_schema()
+            for name, field in schema["properties"].items():
+                description = (
+                    {"description": field["description"]} if "description" in field else {}
+                )
+                parameters.append(
+                    {"name": name, "in": "query", "required": False, "schema": field} | description
+                )
+    return parameters
+
+
+def needs_key(route: APIRoute) -> bool:
+    """The route has a dependency that calls app.security.check_api_key (`ready_model`,
+    or the /v2 router's own)."""
+    for dependant in dependencies(route):
+        code = getattr(dependant.call, "__code__", None)
+        if code is not None and check_api_key.__name__ in code.co_names:
+            return True
+    return False
+
+
+def latent_examples(schema: dict, latent_dim: int) -> None:
+    """Examples of /decode and /interpolate bodies with D values per vector."""
+    z = [EXAMPLE_Z[i % len(EXAMPLE_Z)] for i in range(latent_dim)]
+    models = schema.get("components", {}).get("schemas", {})
+    if "DecodeRequest" in models:
+        models["DecodeRequest"]["properties"]["z"]["examples"] = [[[0.0] * latent_dim, z]]
+    interpolate = schema["paths"].get("/interpolate", {}).get("post", {})
+    body = interpolate.get("requestBody", {}).get("content", {}).get("application/json")
+    if body is not None:
+        body["example"] = {"z_start": [-1.0] * latent_dim, "z_end": [1.0] * latent_dim}
+
+
+def openapi_schema(app: FastAPI) -> dict:
+    """Built once the model is loaded (its D is in the examples), then cached."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        summary=app.summary,
+        description=app.description,
+        routes=app.routes,
+    )
+    keyed = app.state.settings.api_key is not None
+    if keyed:
+        schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    for context in iter_route_contexts(app.routes):  # included routers' routes too
+        route = context.original_route
+        if not isinstance(route, APIRoute):
+            continue
+        for method in context.methods or ():
+            operation = schema["paths"].get(context.path_format, {}).get(method.lower())
+            if operation is None:
+                continue
+            if parameters := query_parameters(route):
+                operation["parameters"] = [*operation.get("parameters", []), *parameters]
+            if keyed and needs_key(route):
+                operation["security"] = [{"APIKeyHeader": []}, {"BearerToken": []}]
+    model = app.state.model
+    if model is None:
+        return schema  # not cached: the examples wait for the model's D
+    latent_examples(schema, model.latent_dim)
+    app.openapi_schema = schema
+    return schema

@@ -1,8 +1,9 @@
-"""Preprocessing time of a 640x480 JPEG photo: this tree's app.imaging against an earlier
-commit's, in the same run, interleaved, on the same photos.
+"""Preprocessing time of a 640x480 JPEG photo (or, with --mnist, of a 28x28 PNG test
+digit): this tree's app.imaging against an earlier commit's, in the same run, interleaved,
+on the same images.
 
     OMP_NUM_THREADS=1 MNIST_DIR=../shared/data/mnist python -m scripts.photos.timing \\
-        --before fb5854d --photos 40 --rounds 5
+        --before fb5854d --photos 40 --rounds 5 [--mnist]
 
 The earlier app/imaging.py is read with `git show` and imported as a module of its own.
 Reported: the median over photos of each photo's best time over rounds (decode included:
@@ -12,6 +13,7 @@ that is the route's cost), and the ratio after / before.
 import argparse
 import contextlib
 import importlib.util
+import io
 import statistics
 import subprocess
 import sys
@@ -20,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from app import imaging
 from app.errors import APIError
@@ -44,6 +47,12 @@ def module_at(commit: str):
     return module
 
 
+def png(digit: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(digit, mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def best_time(preprocess, data: bytes, rounds: int) -> float:
     best = float("inf")
     for _ in range(rounds):
@@ -59,19 +68,25 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--before", default="fb5854d", help="commit to compare with")
     p.add_argument("--photos", type=int, default=40, help="photos (conditions in turn)")
     p.add_argument("--rounds", type=int, default=5, help="timings per photo; the best counts")
+    p.add_argument("--mnist", action="store_true", help="28x28 PNG test digits, not photos")
     args = p.parse_args(argv)
     before = module_at(args.before)
     images, _ = load_mnist("test")
     rng = np.random.default_rng(0)
-    photos = [photo(images[i], CONDITIONS[i % len(CONDITIONS)], rng) for i in range(args.photos)]
+    conditions = CONDITIONS
+    photos = [
+        png(images[i]) if args.mnist else photo(images[i], conditions[i % len(conditions)], rng)
+        for i in range(args.photos)
+    ]
     times = {"before": [], "after": []}
     for data in photos:  # interleaved, so a busy moment hits both alike
         times["before"].append(best_time(before.preprocess, data, args.rounds))
         times["after"].append(best_time(imaging.preprocess, data, args.rounds))
     ms = {name: 1000 * statistics.median(values) for name, values in times.items()}
-    print(f"640x480 JPEG, median of {args.photos} photos (best of {args.rounds} each):")
-    print(f"  before ({args.before}): {ms['before']:.2f} ms")
-    print(f"  after (this tree):  {ms['after']:.2f} ms")
+    kind = "28x28 PNG" if args.mnist else "640x480 JPEG"
+    print(f"{kind}, median of {args.photos} images (best of {args.rounds} each):")
+    print(f"  before ({args.before}): {ms['before']:.3f} ms")
+    print(f"  after (this tree):  {ms['after']:.3f} ms")
     print(f"  after / before: {ms['after'] / ms['before']:.2f}x")
 
 

@@ -181,3 +181,11 @@ def test_interpolate_uploads_return_both_inputs(client, digit_png):
 JPEG = {"content-type": "image/jpeg"}
 PNG = {"content-type": "image/png"}
 BLANK = png_bytes(np.zeros((40, 40)))
+
+
+@pytest.mark.parametrize("size", [1, 2, 784, 999])
+def test_quantiles_match_numpy(size):
+    values = np.random.default_rng(size).random(size).astype(np.float32)
+    qs = (0.0, 0.01, 0.5, 0.9, 0.99, 1.0)
+    np.testing.assert_allclose(digits.quantiles(values, *qs), np.quantile(values, qs), rtol=1e-6)
+    assert digits.median(values) == pytest.approx(float(np.median(values)), rel=1e-6)

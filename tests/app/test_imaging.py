@@ -141,3 +141,41 @@ def test_png_is_standard_and_pixel_exact(shape, scale):
     image = Image.open(io.BytesIO(png))
     assert (image.mode, image.size) == ("L", (shape[1] * scale, shape[0] * scale))
     np.testing.assert_array_equal(np.asarray(image), expected)
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (40, 31), (1, 1)])
+def test_grey_png_fast_path_matches_pillow(shape):
+    array = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    data = png_bytes(array)
+    fast = imaging.grey_png(data, 10**6)
+    assert fast is not None and fast.dtype == np.float32
+    np.testing.assert_array_equal(fast, imaging.to_grey(imaging.open_image(data, 10**6)))
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        Image.new("RGB", (28, 28), "white"),
+        Image.new("I;16", (28, 28)),
+        Image.new("LA", (28, 28)),
+    ],
+)
+def test_grey_png_fast_path_leaves_other_pngs_to_pillow(image):
+    assert imaging.grey_png(encode(image), 10**6) is None
+
+
+def test_grey_png_fast_path_leaves_transparency_and_oversize_to_pillow():
+    grey = Image.new("L", (28, 28), 0)
+    assert imaging.grey_png(encode(grey, transparency=0), 10**6) is None
+    assert imaging.grey_png(encode(grey), 28 * 28 - 1) is None
+    with pytest.raises(APIError) as e:
+        imaging.preprocess(encode(grey), 28 * 28 - 1)
+    assert e.value.status == 413
+
+
+def test_truncated_grey_png_is_400_as_before():
+    data = png_bytes(mnist_like_digit())
+    assert imaging.grey_png(data[:60], 10**6) is None
+    with pytest.raises(APIError) as e:
+        imaging.preprocess(data[:60], 10**6)
+    assert e.value.status == 400 and e.value.code == "invalid_image"

@@ -1,5 +1,7 @@
 """Structured logging: one JSON object per line (or plain text), with the request id."""
 
+import asyncio
+import functools
 import logging
 import sys
 import time
@@ -11,10 +13,15 @@ EXTRA_FIELDS = ("request_id", "method", "path", "route", "status", "duration_ms"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
+@functools.lru_cache(maxsize=4)
+def utc_second(second: int) -> str:
+    """strftime once per second, not once per line (~3 us each)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
 def utc_timestamp(seconds: float) -> str:
     """ISO 8601 in UTC with milliseconds: 2026-11-30T03:57:24.057Z."""
-    millis = int(seconds % 1 * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    return f"{utc_second(int(seconds))}.{int(seconds % 1 * 1000):03d}Z"
 
 
 class JSONFormatter(logging.Formatter):
@@ -36,12 +43,41 @@ class AccessLog:
     """One line per request on stderr, in the format of the other logs (JSON or text).
 
     Written directly, not through a logging.Logger: a record, its handler and formatter
-    cost ~40 us per request in the service, 10 % of /sample throughput (docs/benchmarks.md).
+    cost ~40 us per request in the service, 10 % of /sample throughput. And written in
+    batches: the lines of up to `flush_s` seconds (VAE_ACCESS_LOG_FLUSH_MS) go out in one
+    write, because a write per line (stderr is line-buffered) cost ~25 % of /sample?n=1
+    throughput at c=32 (docs/benchmarks.md). flush() runs at shutdown too; a killed
+    process loses at most that many seconds of access lines, never an error log.
     """
 
-    def __init__(self, fmt: str = "json", stream: TextIO | None = None) -> None:
+    MAX_PENDING = 512  # lines: written at once past this, whatever the time
+
+    def __init__(self, fmt: str = "json", stream: TextIO | None = None, flush_s: float = 0.0):
         self.json = fmt == "json"
         self.stream = stream or sys.stderr
+        self.flush_s = flush_s
+        self.pending: list[str] = []
+
+    def emit(self, line: str) -> None:
+        """`line` now (flush_s 0, or no event loop), or with the others at the next flush."""
+        if self.flush_s <= 0:
+            self.stream.write(line)
+            return
+        if not self.pending:
+            try:
+                asyncio.get_running_loop().call_later(self.flush_s, self.flush)
+            except RuntimeError:  # called outside the event loop
+                self.stream.write(line)
+                return
+        self.pending.append(line)
+        if len(self.pending) >= self.MAX_PENDING:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            lines, self.pending = self.pending, []
+            self.stream.write("".join(lines))
+            self.stream.flush()
 
     def write(
         self,
@@ -57,7 +93,7 @@ class AccessLog:
         if not self.json:
             shown = path if path.isprintable() else path.encode("unicode_escape").decode()
             local = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
-            self.stream.write(
+            self.emit(
                 f"{local},{int(now % 1 * 1000):03d} INFO app.access "
                 f"{method} {shown} {status} {seconds * 1000:.1f}ms\n"  # one line, whatever the path
             )
@@ -75,7 +111,7 @@ class AccessLog:
             "duration_ms": round(seconds * 1000, 2),
             "client": client,
         }
-        self.stream.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE).decode())
+        self.emit(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE).decode())
 
 
 class DropHandledStartupTraceback(logging.Filter):

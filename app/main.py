@@ -84,6 +84,8 @@ async def lifespan(app: FastAPI):
         app.state.draining = True
         metrics.READY.set(0)
         await model.close()
+        if app.state.access_log is not None:
+            app.state.access_log.flush()
         log.info("stopped")
 
 
@@ -121,11 +123,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID", "X-Seed", "Inference-Header-Content-Length"],
         )
     logs_requests = settings.access_log and settings.log_level.upper() in ("DEBUG", "INFO")
+    flush_s = settings.access_log_flush_ms / 1000
+    access_log = AccessLog(settings.log_format, flush_s=flush_s) if logs_requests else None
+    app.state.access_log = access_log
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_upload_bytes,
         max_json_bytes=settings.max_json_bytes,
-        access_log=AccessLog(settings.log_format) if logs_requests else None,
+        access_log=access_log,
     )
     return app
 

@@ -3,15 +3,34 @@ torch.Generator, so the same seed gives the same result (the seed is returned as
 `seed`). The distributions are the model's: z ~ q(z|x) from the encoder's mu and sigma,
 binary pixels ~ p(x|z) from the decoder's probabilities."""
 
-import secrets
+import os
+import random
 
 import torch
 from torch import Tensor
 
 
+class Seeds:
+    """Fresh seeds for requests that give none: a generator seeded from the OS once per
+    process (and again in a forked child), not an os.urandom call per request."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self.source = random.Random(os.urandom(16))
+
+    def next(self) -> int:
+        return self.source.getrandbits(63)
+
+
+SEEDS = Seeds()
+
+
 def seeded(seed: int | None) -> tuple[torch.Generator, int]:
     """A CPU generator seeded with `seed`, or with a fresh random seed (returned)."""
-    seed = secrets.randbits(63) if seed is None else seed
+    seed = SEEDS.next() if seed is None else seed
     return torch.Generator().manual_seed(seed), seed
 
 

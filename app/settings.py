@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="DEBUG | INFO | WARNING | ERROR")
     log_format: Literal["json", "text"] = Field("json", description="json or text")
     access_log: bool = Field(True, description="one log record per request")
+    access_log_flush_ms: float = Field(
+        100,
+        ge=0,
+        le=10_000,
+        description="access lines are written together at most this long after their "
+        "request (0: each at once); one write per line cost ~25 % of small-request throughput",
+    )
     host: str = Field("127.0.0.1", description="bind address (vae-serve)")
     port: int = Field(8000, ge=1, le=65535, description="port (vae-serve)")
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes (vae-serve)")

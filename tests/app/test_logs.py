@@ -1,13 +1,17 @@
 """Log lines: the access log (one per request, with its request id) and the JSON format."""
 
+import asyncio
 import io
 import json
 import logging
 import re
+import time
 
 import pytest
+from fastapi.testclient import TestClient
 
-from app.logs import AccessLog, JSONFormatter
+from app.logs import AccessLog, JSONFormatter, utc_timestamp
+from app.main import create_app
 
 UTC_MILLIS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -59,7 +63,7 @@ def access_lines(err: str) -> list[dict]:
     [({}, True), ({"access_log": False}, False), ({"log_level": "WARNING"}, False)],
 )
 def test_service_writes_one_access_line_per_request(make_client, capsys, overrides, logged):
-    client = make_client(log_format="json", **overrides)
+    client = make_client(log_format="json", access_log_flush_ms=0, **overrides)
     capsys.readouterr()
     client.get("/healthz", headers={"x-request-id": "req-42"})
     client.get("/nowhere")
@@ -79,3 +83,39 @@ def test_text_access_line_stays_one_line_for_any_path():
     AccessLog("text", stream).write("id", "GET", "/a\nFAKE 200\r", "<unmatched>", 404, 0.001, "")
     assert stream.getvalue().count("\n") == 1
     assert "/a\\nFAKE 200\\r 404" in stream.getvalue()
+
+
+def test_access_lines_are_buffered_then_written_together_in_order(make_client, capsys):
+    client = make_client(log_format="json", access_log_flush_ms=300)
+    capsys.readouterr()
+    for i in range(3):
+        client.get("/healthz", headers={"x-request-id": f"buffered-{i}"})
+    assert access_lines(capsys.readouterr().err) == []  # within the flush interval
+    time.sleep(0.6)
+    lines = access_lines(capsys.readouterr().err)
+    assert [e["request_id"] for e in lines] == ["buffered-0", "buffered-1", "buffered-2"]
+
+
+def test_pending_access_lines_are_written_at_shutdown(settings_for, capsys):
+    settings = settings_for(log_format="json", access_log_flush_ms=10_000)
+    with TestClient(create_app(settings)) as client:
+        client.get("/healthz", headers={"x-request-id": "last-words"})
+    # the lifespan's shutdown wrote it
+    assert [e["request_id"] for e in access_lines(capsys.readouterr().err)] == ["last-words"]
+
+
+def test_a_full_buffer_is_written_at_once():
+    stream = io.StringIO()
+    log = AccessLog("json", stream, flush_s=60)
+
+    async def burst() -> None:
+        for i in range(AccessLog.MAX_PENDING):
+            log.write(f"id-{i}", "GET", "/healthz", "/healthz", 200, 0.001, "")
+
+    asyncio.run(burst())
+    assert stream.getvalue().count("\n") == AccessLog.MAX_PENDING and log.pending == []
+
+
+def test_utc_timestamp_is_exact_to_the_millisecond():
+    assert utc_timestamp(1764561444.0579) == "2025-12-01T03:57:24.057Z"
+    assert utc_timestamp(1764561445.999) == "2025-12-01T03:57:25.999Z"

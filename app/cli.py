@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         "host": args.host,
         "port": args.port,
         "log_config": None,  # the app configures logging (JSON by default)
+        "loop": settings.loop,
         "access_log": False,  # the app writes its own access log, with request ids
         "timeout_graceful_shutdown": settings.graceful_timeout_s,
     }

@@ -1,8 +1,9 @@
 """The floor of the stack: what uvicorn alone, and FastAPI's routing, cost per request.
 
 Both answer any request with a constant 8-byte JSON body and do no other work. Served like
-vae-serve (uvloop, httptools, no access log) and loaded like the benchmark's encode28
-workload, they bound what any service built on them can reach on the same core:
+vae-serve (httptools, no access log; --loop asyncio is vae-serve's default loop) and loaded
+like the benchmark's encode28 workload, they bound what any service built on them can reach
+on the same core:
 
     taskset -c 0 uvicorn scripts.bench.floor_apps:raw_asgi --port 8001 --no-access-log &
     taskset -c 0 uvicorn scripts.bench.floor_apps:fastapi_route --port 8002 --no-access-log &

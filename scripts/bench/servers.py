@@ -152,7 +152,7 @@ def server_command(kind: str, model: Path, port: int) -> tuple[list[str], str]:
         return [executable("vae-serve"), "--port", str(port)], "/readyz"
     # Granian: one worker for the one core and its own thread and backpressure defaults, as its
     # README advises ("Workers and threads", "Backpressure": the defaults suit ASGI apps; do
-    # not carry over numbers tuned for other servers); uvloop, the loop vae-serve runs on
+    # not carry over numbers tuned for other servers); uvloop, as Granian picks when installed
     if kind == "granian":
         asgi = ["--interface", "asgi", "--workers", "1", "--loop", "uvloop"]
         return [executable("granian"), *asgi, *at, "app.main:app"], "/readyz"

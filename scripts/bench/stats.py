@@ -21,7 +21,8 @@ def median_of_repeats(repeats: list[dict]) -> dict:
     middle = repeats[rps.index(statistics.median_low(rps))]
     merged = {"repeats": len(repeats), "cdf_ms": middle["cdf_ms"]}
     for key, value in repeats[0].items():
-        if key != "cdf_ms" and isinstance(value, int | float):
+        # None: a repeat in which no request finished has no percentiles (the others may)
+        if key != "cdf_ms" and (value is None or isinstance(value, int | float)):
             values = [r[key] for r in repeats if r.get(key) is not None]
             merged[key] = round(statistics.median(values), 3) if values else None
     merged["errors"] = sum(r["errors"] for r in repeats)  # every error counts, not the median

@@ -49,3 +49,13 @@ def test_summary_has_a_column_per_system_and_a_row_per_concurrency() -> None:
     rows = [line for line in text.splitlines() if line.startswith("| `GET /sample?n=16` |")]
     assert [row.split(" | ")[1] for row in rows] == ["1", "8", "32", "128"]
     assert rows[2].split(" | ")[2] == "2,032 (12 ms)"
+
+
+def test_two_workers_are_compared_per_core_of_cpu_they_got() -> None:
+    run = results()
+    for system, rps, cpu in (("vae-serve", 1000.0, 100.0), ("vae-serve-2w", 1500.0, 160.0)):
+        run["points"].append({**point(system, "encode28", 32, rps, 5.0, 9.0), "cpu_percent": cpu})
+    found = [t for t in targets(Figures(run)) if t["workload"] == "encode28"]
+    per_core = find(found, "req/s per server core, 2 workers / 1 worker", 32)
+    assert (per_core["value"], per_core["met"]) == (0.94, True)  # 937.5 / 1000 per core
+    assert find(found, "req/s, 2 workers / 1 worker", 32)["value"] == 1.5

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         "port": args.port,
         "log_config": None,  # the app configures logging (JSON by default)
         "loop": settings.loop,
+        "http": "app.http:NoDelayHttpToolsProtocol",  # TCP_NODELAY whatever the loop
         "access_log": False,  # the app writes its own access log, with request ids
         "timeout_graceful_shutdown": settings.graceful_timeout_s,
     }

@@ -14,6 +14,7 @@ def test_the_event_loop_is_a_setting(monkeypatch, env, loop):
     cli.main(["--port", "8123"])
     (config,) = started
     assert (config.loop, config.port, config.access_log) == (loop, 8123, False)
+    assert config.http == "app.http:NoDelayHttpToolsProtocol"
 
 
 def test_an_unknown_event_loop_is_refused(monkeypatch):

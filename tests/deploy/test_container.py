@@ -126,12 +126,17 @@ def test_encode_of_a_test_digit_equals_the_source_tree_service(
 
 def test_logs_are_json_lines(container):
     assert http_get(container.url + "/model")[0] == 200
-    lines = [line for line in container.logs().splitlines() if line.strip()]
+    deadline = time.monotonic() + 5  # access lines are written every VAE_ACCESS_LOG_FLUSH_MS
+    while True:
+        lines = [line for line in container.logs().splitlines() if line.strip()]
+        if any(json.loads(line).get("path") == "/model" for line in lines):
+            break
+        assert time.monotonic() < deadline, "no access line for /model within 5 s"
+        time.sleep(0.1)
     assert len(lines) >= 3
     for line in lines:
         record = json.loads(line)
         assert {"time", "level", "message"} <= set(record), line
-    assert any(json.loads(line).get("path") == "/model" for line in lines)
 
 
 def in_flight(url: str) -> float:

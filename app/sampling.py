@@ -3,34 +3,22 @@ torch.Generator, so the same seed gives the same result (the seed is returned as
 `seed`). The distributions are the model's: z ~ q(z|x) from the encoder's mu and sigma,
 binary pixels ~ p(x|z) from the decoder's probabilities."""
 
-import os
 import random
 
 import torch
 from torch import Tensor
 
 
-class Seeds:
-    """Fresh seeds for requests that give none: a generator seeded from the OS once per
-    process (and again in a forked child), not an os.urandom call per request."""
-
-    def __init__(self) -> None:
-        self.reset()
-        os.register_at_fork(after_in_child=self.reset)
-
-    def reset(self) -> None:
-        self.source = random.Random(os.urandom(16))
-
-    def next(self) -> int:
-        return self.source.getrandbits(63)
-
-
-SEEDS = Seeds()
+def fresh_seed() -> int:
+    """A seed for a request that gives none: from the random module's generator, which
+    Python seeds from the OS at start-up and again in a forked child; not an os.urandom
+    call per request (secrets.randbits)."""
+    return random.getrandbits(63)
 
 
 def seeded(seed: int | None) -> tuple[torch.Generator, int]:
     """A CPU generator seeded with `seed`, or with a fresh random seed (returned)."""
-    seed = SEEDS.next() if seed is None else seed
+    seed = fresh_seed() if seed is None else seed
     return torch.Generator().manual_seed(seed), seed
 
 

@@ -4,7 +4,7 @@ import os
 import re
 
 from app.middleware import REQUEST_IDS
-from app.sampling import SEEDS
+from app.sampling import fresh_seed
 
 
 def in_forked_child(draw) -> str:
@@ -27,11 +27,11 @@ def test_request_ids_are_32_hex_digits_and_distinct():
 
 
 def test_a_forked_worker_draws_its_own_request_ids_and_seeds():
-    child_id, child_seed = in_forked_child(REQUEST_IDS.next), in_forked_child(SEEDS.next)
+    child_id, child_seed = in_forked_child(REQUEST_IDS.next), in_forked_child(fresh_seed)
     assert child_id[:16] != REQUEST_IDS.next()[:16]  # another process prefix
-    assert int(child_seed) != SEEDS.next()  # without the reset: the parent's next seed
+    assert int(child_seed) != fresh_seed()  # without the reset: the parent's next seed
 
 
 def test_seeds_fit_63_bits_and_differ():
-    seeds = [SEEDS.next() for _ in range(1000)]
+    seeds = [fresh_seed() for _ in range(1000)]
     assert all(0 <= s < 2**63 for s in seeds) and len(set(seeds)) == len(seeds)

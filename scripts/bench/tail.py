@@ -16,6 +16,15 @@ import subprocess
 import time
 from urllib.parse import urlsplit
 
+from scripts.bench.loadgen import run_wrk
+from scripts.bench.stats import latency_summary
+
+TIMEOUT_S = 10  # a request slower than this counts as an error, as in the benchmark
+
+
+def difference(before: int | None, after: int | None) -> int | None:
+    return None if before is None or after is None else after - before
+
 
 def retransmissions() -> int | None:
     """The kernel's TcpRetransSegs counter (nstat -az), or None without nstat."""
@@ -27,16 +36,20 @@ def retransmissions() -> int | None:
     return int(found.group(1)) if found else None
 
 
-def summary(name: str, latencies_ms: list[float], seconds: float, retrans: int | None) -> str:
-    ordered = sorted(latencies_ms)
-    n = len(ordered)
-    if n == 0:
+def line(name: str, rps: float, figures: dict, retrans: int | None) -> str:
+    """One run as a line; `figures` as stats.latency_summary or loadgen.run_wrk give them."""
+    p50, p99, cdf = figures["p50_ms"], figures["p99_ms"], figures["cdf_ms"]  # cdf[-2]: 99.9
+    # (not cdf[-1]: wrk reports 0 for its 100th percentile)
+    if p50 is None:
         return f"{name}: no request finished"
-    p50, p99 = ordered[n // 2], ordered[min(n - 1, int(n * 0.99))]
     return (
-        f"{name:8} {n / seconds:8.1f} req/s  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms "
-        f"(p99/p50 {p99 / p50:.2f})  max {ordered[-1]:7.1f} ms  TCP retransmissions {retrans}"
+        f"{name:8} {rps:8.1f} req/s  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms "
+        f"(p99/p50 {p99 / p50:.2f})  p99.9 {cdf[-2]:7.1f} ms  TCP retransmissions {retrans}"
     )
+
+
+def summary(name: str, latencies_ms: list[float], seconds: float, retrans: int | None) -> str:
+    return line(name, len(latencies_ms) / seconds, latency_summary(latencies_ms), retrans)
 
 
 async def one_connection(host: str, port: int, request: bytes, stop: float, out: list) -> None:
@@ -70,23 +83,6 @@ def asyncio_run(url: str, connections: int, seconds: float) -> list[float]:
     return latencies
 
 
-def wrk_run(url: str, connections: int, seconds: int) -> tuple[float, float, float]:
-    """wrk's req/s, p50 and p99 (ms)."""
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-
-    def ms(label: str) -> float:
-        value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out).groups()
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    return rps, ms("50%"), ms("99%")
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("url", help="a GET URL, e.g. http://127.0.0.1:8765/sample?n=1")
@@ -94,18 +90,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("-d", "--duration", type=int, default=8, help="seconds per run")
     args = p.parse_args(argv)
     before = retransmissions()
-    rps, p50, p99 = wrk_run(args.url, args.connections, args.duration)
-    after = retransmissions()
-    retrans = None if before is None or after is None else after - before
-    print(
-        f"{'wrk':8} {rps:8.1f} req/s  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms "
-        f"(p99/p50 {p99 / p50:.2f})  TCP retransmissions {retrans}"
-    )
+    wrk = run_wrk(args.url, "GET", {}, None, args.connections, args.duration, TIMEOUT_S, None)
+    print(line("wrk", wrk["rps"], wrk, difference(before, retransmissions())))
     before = retransmissions()
     latencies = asyncio_run(args.url, args.connections, args.duration)
-    after = retransmissions()
-    retrans = None if before is None or after is None else after - before
-    print(summary("asyncio", latencies, args.duration, retrans))
+    print(summary("asyncio", latencies, args.duration, difference(before, retransmissions())))
 
 
 if __name__ == "__main__":

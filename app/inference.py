@@ -29,6 +29,17 @@ SERVED_METHODS = ("encode", "decode", "reconstruct")
 BATCHED_METHODS = ("encode", "decode", "reconstruct", "classify")
 # Optional capabilities and the exported method that provides each (model/heads.py); a
 # model file without the method is still served, and its routes answer 501.
+# What the exported `score` method returns, in order (model/heads.py), each (N,): the REST
+# fields of /score and the outputs of the v2 model vae-score.
+SCORE_OUTPUTS = (
+    "elbo",
+    "reconstruction",
+    "kl",
+    "log_likelihood",
+    "bits_per_dim",
+    "percentile",
+    "typical",
+)
 CAPABILITY_METHODS = {
     "score": "score",
     "classify": "classify",

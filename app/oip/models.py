@@ -21,7 +21,7 @@ from torch import Tensor
 
 from app import limits
 from app.errors import APIError
-from app.inference import ModelService
+from app.inference import SCORE_OUTPUTS, ModelService
 from app.limits import Limit
 from app.oip.schemas import Parameters
 from app.oip.tensors import FLOATS, TensorSpec, bad_tensor
@@ -29,15 +29,6 @@ from app.oip.tensors import FLOATS, TensorSpec, bad_tensor
 PLATFORM = "pytorch_torchscript"
 IMAGE = TensorSpec("image", (-1, 1, 28, 28), (*FLOATS, "UINT8"), unit_interval=True)
 IMAGE_OUT = TensorSpec("image", (-1, 1, 28, 28))
-SCORE_OUTPUTS = (
-    "elbo",
-    "reconstruction",
-    "kl",
-    "log_likelihood",
-    "bits_per_dim",
-    "percentile",
-    "typical",
-)
 DEFAULT_SCORE_K = 100  # as /score
 Run = Callable[[ModelService, Tensor, Parameters], Awaitable[tuple[Tensor, ...]]]
 

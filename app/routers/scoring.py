@@ -5,13 +5,14 @@ from fastapi import APIRouter, Request, Response
 
 from app import limits
 from app.dependencies import Model, require
+from app.inference import SCORE_OUTPUTS
 from app.media import IMAGE_BODY, decode_images, read_images, read_uploads, with_inputs
 from app.queries import InputParams, ScoreParams
 from app.schemas import ERROR_RESPONSES, NOT_SUPPORTED, ClassifyResponse, ScoreResponse
 
 NUMPY = orjson.OPT_SERIALIZE_NUMPY
 router = APIRouter(tags=["images in"], responses={**ERROR_RESPONSES, **NOT_SUPPORTED})
-SCORE_FIELDS = ("elbo", "reconstruction", "kl", "log_likelihood", "bits_per_dim", "percentile")
+SCORE_FIELDS = SCORE_OUTPUTS[:-1]  # the last, typical, is answered as a bool
 
 
 def json_response(results: list[dict]) -> Response:

@@ -1,8 +1,9 @@
 """Request-scoped access to the ready model, for callers that hold the API key if one is set.
 
-One dependency does both checks, and endpoints read the settings from the model: FastAPI
-resolves each dependency at ~8 us per request, and three of them took ~11 % of an encode
-request (docs/benchmarks.md). It is `async def`: a plain `def` would cost a threadpool
+One dependency does both checks, and endpoints read the settings from the model: resolving
+dependencies is a measurable share of a request (docs/benchmarks.md, profiling). Its only
+sub-dependencies are the two API-key headers (app/security.py), through which FastAPI
+declares the security schemes. It is `async def`: a plain `def` would cost a threadpool
 round trip each time.
 """
 
@@ -12,12 +13,12 @@ from fastapi import Depends, Request
 
 from app.errors import APIError
 from app.inference import ModelService
-from app.security import check_api_key
+from app.security import BearerKey, HeaderKey, check_api_key
 
 
-async def ready_model(request: Request) -> ModelService:
-    check_api_key(request)  # 401 before 503: without the key, nothing about the service
+async def ready_model(request: Request, header: HeaderKey, bearer: BearerKey) -> ModelService:
     state = request.app.state
+    check_api_key(state.settings.api_key, header, bearer)  # 401 before 503: nothing without it
     if not state.ready or state.model is None:
         raise APIError(503, "not_ready", "the model is not loaded yet", {"Retry-After": "1"})
     return state.model

@@ -1,7 +1,8 @@
 """The OpenAPI schema: FastAPI's, generated from the routes and pydantic models, plus the query
 parameters of app.queries' models (validated by a dependency, which FastAPI cannot see
-through) and what only the running service knows: the API-key scheme (when routes need the
-key) and examples sized to the loaded model's latent dimension D.
+through) and what only the running service knows: whether the API-key schemes FastAPI
+declares from app.security apply (not when no key is set), and examples sized to the loaded
+model's latent dimension D.
 """
 
 from fastapi import FastAPI
@@ -9,12 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from app.queries import QueryParser
-from app.security import check_api_key
 
-SECURITY_SCHEMES = {
-    "APIKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-    "BearerToken": {"type": "http", "scheme": "bearer", "description": "the API key"},
-}
 EXAMPLE_Z = (0.5, -1.0, 0.2, 0.0)  # repeated to D values
 
 
@@ -44,14 +40,12 @@ def query_parameters(route: APIRoute) -> list[dict]:
     return parameters
 
 
-def needs_key(route: APIRoute) -> bool:
-    """The route has a dependency that calls app.security.check_api_key (`ready_model`,
-    or the /v2 router's own)."""
-    for dependant in dependencies(route):
-        code = getattr(dependant.call, "__code__", None)
-        if code is not None and check_api_key.__name__ in code.co_names:
-            return True
-    return False
+def drop_security(schema: dict) -> None:
+    """No key is set, so every route is open: remove the schemes FastAPI declared."""
+    schema.get("components", {}).pop("securitySchemes", None)
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            operation.pop("security", None)
 
 
 def latent_examples(schema: dict, latent_dim: int) -> None:
@@ -77,9 +71,8 @@ def openapi_schema(app: FastAPI) -> dict:
         description=app.description,
         routes=app.routes,
     )
-    keyed = app.state.settings.api_key is not None
-    if keyed:
-        schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    if app.state.settings.api_key is None:
+        drop_security(schema)
     for context in iter_route_contexts(app.routes):  # included routers' routes too
         route = context.original_route
         if not isinstance(route, APIRoute):
@@ -90,8 +83,6 @@ def openapi_schema(app: FastAPI) -> dict:
                 continue
             if parameters := query_parameters(route):
                 operation["parameters"] = [*operation.get("parameters", []), *parameters]
-            if keyed and needs_key(route):
-                operation["security"] = [{"APIKeyHeader": []}, {"BearerToken": []}]
     model = app.state.model
     if model is None:
         return schema  # not cached: the examples wait for the model's D

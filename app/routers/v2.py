@@ -33,18 +33,13 @@ from app.oip.tensors import (
     requested_outputs,
     split_body,
 )
-from app.security import check_api_key
+from app.security import require_api_key
 
 EXTENSIONS = ["binary_tensor_data"]
 NOT_READY_STATUS = 400  # the protocol: 200 is true, a 4xx false (Triton answers 400)
 
-
-async def api_key(request: Request) -> None:
-    check_api_key(request)
-
-
 router = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"], responses=V2_ERRORS)
-keyed = [Depends(api_key)]
+keyed = [Depends(require_api_key)]
 
 
 def is_ready(request: Request) -> bool:

@@ -77,10 +77,25 @@ def test_interpolation_steps_are_a_query_parameter_only(schema):
 def test_the_api_key_scheme_guards_exactly_the_keyed_routes(make_client):
     keyed = make_client(api_key="s3cret")
     schema = keyed.get("/openapi.json").json()
-    assert schema["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["APIKeyHeader"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "the API key",
+    }
+    assert schemes["BearerToken"]["scheme"] == "bearer"
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             if method != "get" or "{" in path:
                 continue
             open_route = keyed.get(path).status_code != 401
             assert ("security" in operation) != open_route, path
+            if not open_route:  # either header will do
+                assert operation["security"] == [{"APIKeyHeader": []}, {"BearerToken": []}]
+
+
+def test_without_a_key_no_route_declares_security(schema):
+    assert "securitySchemes" not in schema.get("components", {})
+    for operations in schema["paths"].values():
+        assert not any("security" in operation for operation in operations.values())

@@ -69,6 +69,12 @@ def test_every_api_route_needs_the_key(keyed, digit_png):
             assert call(keyed, method, path, kwargs, headers).status_code == 200, (path, headers)
 
 
+def test_x_api_key_is_read_first_and_an_empty_one_is_absent(keyed):
+    bearer = {"Authorization": f"Bearer {KEY}"}
+    assert_unauthorized(keyed.get("/model", headers={"X-API-Key": "wrong", **bearer}), "/model")
+    assert keyed.get("/model", headers={"X-API-Key": "", **bearer}).status_code == 200
+
+
 def test_the_key_is_checked_before_the_body_is_parsed(keyed):
     response = keyed.post("/encode", content=b"junk", headers={"content-type": "image/png"})
     assert_error(response, 401, "unauthorized")

@@ -1,11 +1,15 @@
-"""Train the VAE on MNIST with dynamic binarization; keep the best checkpoint by the
-validation bound being trained (the ELBO for --iw-samples 1, the IWAE-k bound for k > 1).
+"""Train the VAE on MNIST with dynamic binarization, or on dSprites (--dataset dsprites); keep
+the best checkpoint by the validation bound being trained (the ELBO for --iw-samples 1, the
+IWAE-k bound for k > 1).
 
     vae-train --epochs 100 --out runs/mlp            # or: python -m model.train ...
     vae-train --resume runs/mlp/last.pt              # carry on where a run stopped
     vae-train --init-from runs/mlp/best.pt --iw-samples 20 --lr 1e-4 --epochs 8
                                                      # fine-tune: same weights, new schedule,
                                                      # no KL warm-up (the model is trained)
+    vae-train --dataset dsprites --epochs 16 --epoch-images 100000 --out runs/dsprites
+                                                     # a beta-VAE on dSprites (model/dsprites.py),
+                                                     # conv 64x64 of Burgess et al. 2018, beta 4
 
 Writes into --out: last.pt and best.pt (weights, optimizer, config, epoch), metrics.jsonl
 (one line per epoch) and, with matplotlib installed, the plots of model/plots.py.
@@ -20,12 +24,15 @@ import math
 import platform
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
+from model import dsprites
 from model.data import binarize, fixed_binarization, load_mnist, split_train_val, to_unit
 from model.vae import VAE, VAEConfig, elbo_terms, iwae_bound, iwae_log_weights, training_loss
 
@@ -48,6 +55,9 @@ class TrainConfig:
     threads: int = 1  # torch intra-op threads on CPU
     data_dir: str | None = None
     init_from: str | None = None  # start from these weights (fresh optimizer and schedule)
+    dataset: str = "mnist"  # mnist | dsprites (rendered from its factors, model/dsprites.py)
+    beta: float = 1.0  # KL weight after the warm-up: 1 is the VAE, > 1 a beta-VAE
+    epoch_images: int = 0  # images per epoch (0: the whole training set; dSprites: a share)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -61,8 +71,8 @@ def resolve_device(name: str) -> torch.device:
 
 def kl_weight(cfg: TrainConfig, epoch: int, step: int, steps_per_epoch: int) -> float:
     if cfg.kl_warmup_epochs <= 0:
-        return 1.0
-    return min(1.0, (epoch + step / steps_per_epoch) / cfg.kl_warmup_epochs)
+        return cfg.beta
+    return cfg.beta * min(1.0, (epoch + step / steps_per_epoch) / cfg.kl_warmup_epochs)
 
 
 def lr_at(cfg: TrainConfig, progress: float) -> float:
@@ -82,25 +92,45 @@ def evaluate_elbo(model: VAE, x: torch.Tensor, batch_size: int = 1000) -> dict[s
     return {"elbo": recon - kl, "recon": recon, "kl": kl}
 
 
+def epoch_batches(x, cfg: TrainConfig, generator: torch.Generator) -> tuple[Iterable, int, int]:
+    """(binary batches, number of batches, number of images) of one epoch.
+
+    MNIST: `x` holds the intensities (on the device), shuffled and binarized afresh.
+    dSprites: `x` holds the training indices; cfg.epoch_images of them (all when 0), drawn
+    in shuffled passes and rendered batch by batch (model/dsprites.py).
+    """
+    if cfg.dataset == "dsprites":
+        n = cfg.epoch_images or len(x)
+        rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=generator)))
+        device = resolve_device(cfg.device)
+        batches = (b.to(device) for b in dsprites.batches(x, cfg.batch_size, n, rng))
+        return batches, math.ceil(n / cfg.batch_size), n
+    split = x[torch.randperm(len(x), generator=generator)].split(cfg.batch_size)
+    return (binarize(batch) for batch in split), len(split), len(x)
+
+
 def train_epoch(
     model: VAE,
     optimizer: torch.optim.Optimizer,
-    x: torch.Tensor,
+    x,
     cfg: TrainConfig,
     epoch: int,
     generator: torch.Generator,
 ) -> dict[str, float]:
-    """One pass over `x` (intensities, on the device), binarized afresh."""
+    """One pass over `x`: see epoch_batches."""
     model.train()
-    batches = x[torch.randperm(len(x), generator=generator)].split(cfg.batch_size)
+    batches, n_batches, n_images = epoch_batches(x, cfg, generator)
     sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
-    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True)
+    interval = 10 if cfg.dataset == "dsprites" else 0.1  # dSprites: a log line every 10 s
+    desc = f"epoch {epoch + 1}/{cfg.epochs}"
+    bar = tqdm(batches, total=n_batches, desc=desc, leave=False, dynamic_ncols=True,
+               mininterval=interval)  # fmt: skip
     for step, batch in enumerate(bar):
-        progress = (epoch + step / len(batches)) / cfg.epochs
+        progress = (epoch + step / n_batches) / cfg.epochs
         for group in optimizer.param_groups:
             group["lr"] = lr_at(cfg, progress)
-        beta = kl_weight(cfg, epoch, step, len(batches))
-        parts = training_loss(model, binarize(batch), k=cfg.iw_samples, beta=beta)
+        beta = kl_weight(cfg, epoch, step, n_batches)
+        parts = training_loss(model, batch, k=cfg.iw_samples, beta=beta)
         optimizer.zero_grad(set_to_none=True)
         parts["loss"].backward()
         optimizer.step()
@@ -108,7 +138,7 @@ def train_epoch(
             sums[name] += parts[name].item() * len(batch)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{parts['loss'].item():.2f}", kl=f"{parts['kl'].item():.2f}")
-    return {name: value / len(x) for name, value in sums.items()}
+    return {name: value / n_images for name, value in sums.items()}
 
 
 def selection_key(cfg: TrainConfig) -> str:
@@ -167,6 +197,23 @@ def load_checkpoint(path: str | Path) -> tuple[VAE, dict]:
     return model, state
 
 
+def training_data(cfg: TrainConfig, device: torch.device) -> tuple:
+    """(what train_epoch draws from, fixed binary validation images on the device).
+
+    dSprites: the training combinations of dsprites.split() (the test ones never seen) as
+    indices, less cfg.val_size of them kept for validation.
+    """
+    if cfg.dataset == "dsprites":
+        train_index, _ = dsprites.split()
+        order = np.random.default_rng(cfg.seed).permutation(train_index)
+        val_index, train_index = np.sort(order[: cfg.val_size]), np.sort(order[cfg.val_size :])
+        return train_index, dsprites.images(val_index).to(device)
+    images, labels = load_mnist("train", cfg.data_dir)
+    (train_images, _), (val_images, _) = split_train_val(images, labels, cfg.val_size, cfg.seed)
+    x_train = to_unit(train_images).to(device)
+    return x_train, fixed_binarization(to_unit(val_images), cfg.seed).to(device)
+
+
 def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     """Run the training loop; returns the path of the best checkpoint."""
     torch.manual_seed(cfg.seed)
@@ -174,10 +221,7 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     device = resolve_device(cfg.device)
     out.mkdir(parents=True, exist_ok=True)
 
-    images, labels = load_mnist("train", cfg.data_dir)
-    (train_images, _), (val_images, _) = split_train_val(images, labels, cfg.val_size, cfg.seed)
-    x_train = to_unit(train_images).to(device)
-    x_val = fixed_binarization(to_unit(val_images), cfg.seed).to(device)
+    x_train, x_val = training_data(cfg, device)
 
     if cfg.init_from and resume is None:  # fine-tuning: the checkpoint's architecture and weights
         model, init = load_checkpoint(cfg.init_from)
@@ -211,7 +255,8 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
                 **{f"val_{k}": v for k, v in val.items()},
                 "lr": optimizer.param_groups[0]["lr"],
                 "seconds": seconds,
-                "images_per_second": len(x_train) / seconds,
+                "images": cfg.epoch_images or len(x_train),
+                "images_per_second": (cfg.epoch_images or len(x_train)) / seconds,
             }
             with open(out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
@@ -251,13 +296,26 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, Path |
         "--init-from", default=None, help="fine-tune: start from this checkpoint's weights"
     )
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR)")
-    p.add_argument("--arch", default=m.arch, choices=["mlp", "conv"], help="default: %(default)s")
-    p.add_argument("--latent-dim", type=int, default=m.latent_dim, help="default: %(default)s")
+    p.add_argument(
+        "--dataset",
+        default=d.dataset,
+        choices=["mnist", "dsprites"],
+        help="default: %(default)s; dsprites sets the defaults of the architecture to "
+        "Burgess et al. 2018's (conv, 64x64, channels 32 32 64 64, dense 256, ReLU, D=10), "
+        "--beta 4, --batch-size 64, --lr 5e-4, --kl-warmup-epochs 1",
+    )
+    p.add_argument("--arch", default=None, choices=["mlp", "conv"], help=f"default: {m.arch}")
+    p.add_argument("--latent-dim", type=int, default=None, help=f"default: {m.latent_dim}")
     p.add_argument("--hidden", type=int, nargs="+", default=m.hidden, help="default: %(default)s")
-    p.add_argument("--channels", type=int, nargs=2, default=m.channels, help="default: %(default)s")
+    p.add_argument("--channels", type=int, nargs="+", default=None, help=f"default: {m.channels}")
+    p.add_argument("--conv-hidden", type=int, default=None, help=f"default: {m.conv_hidden}")
+    p.add_argument("--beta", type=float, default=None, help=f"KL weight (default: {d.beta})")
+    p.add_argument(
+        "--epoch-images", type=int, default=d.epoch_images, help="images per epoch (0: all)"
+    )
     p.add_argument("--epochs", type=int, default=d.epochs, help="default: %(default)s")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="default: %(default)s")
-    p.add_argument("--lr", type=float, default=d.lr, help="default: %(default)s")
+    p.add_argument("--batch-size", type=int, default=None, help=f"default: {d.batch_size}")
+    p.add_argument("--lr", type=float, default=None, help=f"default: {d.lr}")
     p.add_argument("--min-lr", type=float, default=d.min_lr, help="default: %(default)s")
     p.add_argument("--iw-samples", type=int, default=d.iw_samples, help="default: %(default)s")
     p.add_argument(
@@ -272,12 +330,27 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, Path |
     p.add_argument("--threads", type=int, default=d.threads, help="default: %(default)s")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots at the end")
     a = p.parse_args(argv)
+    # Defaults per dataset; what the command line names wins.
+    # dSprites: Burgess et al. 2018 (arch, Adam 5e-4, batch 64), beta 4 (Higgins et al. 2017).
+    arch = dict(arch="conv", latent_dim=10, channels=[32, 32, 64, 64], conv_hidden=256)
+    arch |= dict(image_shape=list(dsprites.IMAGE_SHAPE), activation="relu")
+    dsprites_defaults = dict(arch, beta=4.0, batch_size=64, lr=5e-4, kl_warmup_epochs=1)
+    defaults = dataclasses.asdict(m) | dataclasses.asdict(d)
+    if a.dataset == "dsprites":
+        defaults |= dsprites_defaults
+    for name in ("arch", "latent_dim", "channels", "conv_hidden", "beta", "batch_size", "lr"):
+        if getattr(a, name) is None:
+            setattr(a, name, defaults[name])
     if a.kl_warmup_epochs is None:
-        a.kl_warmup_epochs = 0 if a.init_from else d.kl_warmup_epochs
-    model_cfg = VAEConfig(a.arch, a.latent_dim, a.hidden, a.channels)
+        a.kl_warmup_epochs = 0 if a.init_from else defaults["kl_warmup_epochs"]
+    model_cfg = VAEConfig(
+        a.arch, a.latent_dim, a.hidden, a.channels, a.conv_hidden,
+        defaults["image_shape"], defaults["activation"],
+    )  # fmt: skip
     cfg = TrainConfig(
         model_cfg, a.epochs, a.batch_size, a.lr, a.min_lr, a.iw_samples,
         a.kl_warmup_epochs, a.val_size, a.seed, a.device, a.threads, a.data_dir, a.init_from,
+        a.dataset, a.beta, a.epoch_images,
     )  # fmt: skip
     if a.resume:  # the checkpoint's own config wins, except for the length of the run and
         # where it runs (device, threads, data folder), which belong to this machine
@@ -303,7 +376,8 @@ def main(argv: list[str] | None = None) -> None:
     if plots:
         from model.plots import plot_run
 
-        plot_run(out, best, cfg.data_dir)
+        if cfg.dataset == "mnist":  # dSprites' figures: python -m model.evaluate_dsprites
+            plot_run(out, best, cfg.data_dir)
 
 
 if __name__ == "__main__":

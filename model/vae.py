@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from model import artifact
 
-IMAGE_SHAPE = (1, 28, 28)
+IMAGE_SHAPE = (1, 28, 28)  # MNIST's, the default of VAEConfig.image_shape
 N_PIXELS = 28 * 28
 
 
@@ -26,52 +26,85 @@ class VAEConfig:
     hidden: list[int] = field(default_factory=lambda: [512, 512])  # MLP widths (decoder mirrors)
     channels: list[int] = field(default_factory=lambda: [32, 64])  # conv widths, 28->14->7
     conv_hidden: int = 512  # width of the dense layer after the convolutions
+    image_shape: list[int] = field(default_factory=lambda: list(IMAGE_SHAPE))  # C, H, W
+    activation: str = "gelu"  # "gelu" | "relu" (the dSprites conv VAE of Burgess et al. 2018)
 
 
-def mlp(sizes: list[int], final_activation: bool) -> nn.Sequential:
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
+
+
+def image_shape(cfg: VAEConfig) -> tuple[int, int, int]:
+    c, h, w = cfg.image_shape
+    return c, h, w
+
+
+def n_pixels(cfg: VAEConfig) -> int:
+    c, h, w = image_shape(cfg)
+    return c * h * w
+
+
+def conv_grid(cfg: VAEConfig) -> tuple[int, int]:
+    """Height and width after the strided convolutions, each halving: 28 -> 7, 64 -> 4."""
+    _, h, w = image_shape(cfg)
+    factor = 2 ** len(cfg.channels)
+    if h % factor or w % factor:
+        raise ValueError(f"image {h}x{w} is not divisible by 2^{len(cfg.channels)}")
+    return h // factor, w // factor
+
+
+def mlp(sizes: list[int], final_activation: bool, act: type[nn.Module] = nn.GELU) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers.append(nn.Linear(n_in, n_out))
         if final_activation or i < len(sizes) - 2:
-            layers.append(nn.GELU())
+            layers.append(act())
     return nn.Sequential(*layers)
 
 
 def build_encoder(cfg: VAEConfig) -> nn.Module:
-    """x (N, 1, 28, 28) -> features (N, F); a linear head then gives mu and log sigma."""
+    """x (N, C, H, W) -> features (N, F); a linear head then gives mu and log sigma.
+
+    conv: one 4x4 stride-2 convolution per entry of `channels`, each halving H and W
+    (MNIST [32, 64]: 28 -> 14 -> 7; dSprites [32, 32, 64, 64]: 64 -> 32 -> 16 -> 8 -> 4,
+    disentanglement_lib's conv_encoder), then one dense layer of `conv_hidden`.
+    """
+    act = ACTIVATIONS[cfg.activation]
     if cfg.arch == "mlp":
-        return nn.Sequential(nn.Flatten(), mlp([N_PIXELS, *cfg.hidden], final_activation=True))
+        sizes = [n_pixels(cfg), *cfg.hidden]
+        return nn.Sequential(nn.Flatten(), mlp(sizes, final_activation=True, act=act))
     if cfg.arch == "conv":
-        c1, c2 = cfg.channels
-        return nn.Sequential(
-            nn.Conv2d(1, c1, 4, stride=2, padding=1),  # (N, c1, 14, 14)
-            nn.GELU(),
-            nn.Conv2d(c1, c2, 4, stride=2, padding=1),  # (N, c2, 7, 7)
-            nn.GELU(),
-            nn.Flatten(),
-            nn.Linear(c2 * 7 * 7, cfg.conv_hidden),
-            nn.GELU(),
-        )
+        h, w = conv_grid(cfg)
+        layers: list[nn.Module] = []
+        widths = [image_shape(cfg)[0], *cfg.channels]
+        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), act()]  # H, W halved
+        layers += [nn.Flatten(), nn.Linear(widths[-1] * h * w, cfg.conv_hidden), act()]
+        return nn.Sequential(*layers)
     raise ValueError(f"unknown arch {cfg.arch!r} (expected 'mlp' or 'conv')")
 
 
 def build_decoder(cfg: VAEConfig) -> nn.Module:
-    """z (N, D) -> Bernoulli logits (N, 1, 28, 28)."""
+    """z (N, D) -> Bernoulli logits (N, C, H, W); the conv decoder mirrors the encoder."""
+    act = ACTIVATIONS[cfg.activation]
     if cfg.arch == "mlp":
-        sizes = [cfg.latent_dim, *reversed(cfg.hidden), N_PIXELS]
-        return nn.Sequential(mlp(sizes, final_activation=False), nn.Unflatten(1, IMAGE_SHAPE))
+        sizes = [cfg.latent_dim, *reversed(cfg.hidden), n_pixels(cfg)]
+        unflatten = nn.Unflatten(1, image_shape(cfg))
+        return nn.Sequential(mlp(sizes, final_activation=False, act=act), unflatten)
     if cfg.arch == "conv":
-        c1, c2 = cfg.channels
-        return nn.Sequential(
+        h, w = conv_grid(cfg)
+        widths = [image_shape(cfg)[0], *cfg.channels][::-1]  # e.g. 64, 32, 1
+        layers: list[nn.Module] = [
             nn.Linear(cfg.latent_dim, cfg.conv_hidden),
-            nn.GELU(),
-            nn.Linear(cfg.conv_hidden, c2 * 7 * 7),
-            nn.GELU(),
-            nn.Unflatten(1, (c2, 7, 7)),
-            nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1),  # (N, c1, 14, 14)
-            nn.GELU(),
-            nn.ConvTranspose2d(c1, 1, 4, stride=2, padding=1),  # (N, 1, 28, 28)
-        )
+            act(),
+            nn.Linear(cfg.conv_hidden, widths[0] * h * w),
+            act(),
+            nn.Unflatten(1, (widths[0], h, w)),
+        ]
+        for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+            layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1))  # H, W x2
+            if i < len(widths) - 2:
+                layers.append(act())
+        return nn.Sequential(*layers)
     raise ValueError(f"unknown arch {cfg.arch!r} (expected 'mlp' or 'conv')")
 
 
@@ -93,13 +126,13 @@ class VAE(nn.Module):
 
     @torch.jit.export
     def encode_params(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """x (N, 1, 28, 28) in [0, 1] -> mu (N, D), log sigma (N, D)."""
+        """x (N, C, H, W) in [0, 1] -> mu (N, D), log sigma (N, D)."""
         mu, log_sigma = self.to_params(self.encoder(x)).chunk(2, dim=-1)
         return mu, log_sigma.clamp(-12.0, 6.0)  # keeps exp() finite on out-of-distribution input
 
     @torch.jit.export
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """x (N, 1, 28, 28) in [0, 1] -> mu (N, D), sigma (N, D) > 0 of q(z|x)."""
+        """x (N, C, H, W) in [0, 1] -> mu (N, D), sigma (N, D) > 0 of q(z|x)."""
         mu, log_sigma = self.encode_params(x)
         return mu, log_sigma.exp()
 
@@ -110,12 +143,12 @@ class VAE(nn.Module):
 
     @torch.jit.export
     def decode_logits(self, z: Tensor) -> Tensor:
-        """z (N, D) -> Bernoulli logits (N, 1, 28, 28)."""
+        """z (N, D) -> Bernoulli logits (N, C, H, W)."""
         return self.decoder(z)
 
     @torch.jit.export
     def decode(self, z: Tensor) -> Tensor:
-        """z (N, D) -> pixel probabilities (N, 1, 28, 28) in [0, 1]."""
+        """z (N, D) -> pixel probabilities (N, C, H, W) in [0, 1]."""
         return torch.sigmoid(self.decoder(z))
 
     @torch.jit.export
@@ -149,7 +182,7 @@ def reparameterize_k(mu: Tensor, log_sigma: Tensor, k: int) -> Tensor:
 
 
 def bernoulli_log_likelihood(logits: Tensor, x: Tensor) -> Tensor:
-    """log p(x|z) summed over pixels: (..., 1, 28, 28) -> (...)."""
+    """log p(x|z) summed over pixels: (..., C, H, W) -> (...)."""
     return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(
         dim=(-3, -2, -1)
     )

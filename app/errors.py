@@ -40,7 +40,6 @@ def overloaded(detail: str) -> APIError:
     return APIError(503, "overloaded", detail, {"Retry-After": "1"})
 
 
-FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -51,6 +50,12 @@ HTTP_CODES = {
     422: "invalid_parameters",
     503: "unavailable",
 }
+
+
+def is_body_parse_error(exc: StarletteHTTPException) -> bool:
+    """FastAPI's 400 when the JSON parser itself gives up (RecursionError on deeply nested
+    arrays, UnicodeDecodeError on bytes that are not UTF-8): it raises it from that error."""
+    return exc.status_code == 400 and isinstance(exc.__cause__, (RecursionError, ValueError))
 
 
 def describe_errors(errors: Sequence[Mapping], prefix: str = "") -> str:
@@ -80,9 +85,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 400 and exc.detail == FASTAPI_BODY_PARSE_ERROR:
-            # FastAPI answers 422 for malformed JSON but 400 when the parser itself gives up
-            # (e.g. RecursionError on deeply nested arrays): the same client error, one status.
+        if is_body_parse_error(exc):
+            # FastAPI answers 422 for malformed JSON but 400 when the parser itself gives up:
+            # the same client error, one status.
             metrics.FAILURES.labels("invalid_parameters").inc()
             detail = "the JSON body cannot be parsed"
             return error_response(422, "invalid_parameters", detail, path=request.url.path)

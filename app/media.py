@@ -69,6 +69,8 @@ async def read_uploads(request: Request, settings: Settings) -> list[bytes]:
         except limits.BodyTooLarge:
             raise
         except Exception as e:  # starlette's MultiPartException and parser errors
+            # starlette raises one MultiPartException (an HTTPException(400) inside an app)
+            # for every form limit and parse error: its message is the only handle on this one
             if "Too many files" in str(e):
                 raise limits.IMAGES.error("more", most) from None
             raise APIError(

@@ -8,20 +8,30 @@ Unlike bare `uvicorn app.main:app`, it exits 0 after a graceful SIGTERM drain.
 
 import argparse
 import os
+import signal
+import socket
 import tempfile
 
 import uvicorn
 
 from app.settings import Settings
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 
 class Server(uvicorn.Server):
-    """uvicorn re-raises a caught SIGTERM after draining (exit 143); a drained stop is a clean
-    stop, so this server exits 0."""
+    """uvicorn drains on SIGTERM or SIGINT, then raises the signal again once it has put back
+    the handlers that were there before it ran (the default ones: exit 143 or 130). A drained
+    stop is a clean stop, so this server runs with those signals ignored around it: uvicorn's
+    own handlers still catch them while it serves, and the process exits 0."""
 
-    def handle_exit(self, sig, frame) -> None:
-        super().handle_exit(sig, frame)
-        self._captured_signals.clear()
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+        try:
+            super().run(sockets)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def main(argv: list[str] | None = None) -> None:

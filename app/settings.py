@@ -22,8 +22,9 @@ class Settings(BaseSettings):
     torch_threads: int = Field(1, ge=1, le=256, description="torch intra-op threads")
     precision: Literal["float32", "bfloat16"] = Field(
         "float32",
-        description="weights and arithmetic; bfloat16: 2-3x faster decoding on CPUs with "
-        "AVX-512 BF16, 8-bit pixels within a few grey levels of float32",
+        description="weights and arithmetic; bfloat16 (CPUs with AVX-512 BF16): faster large "
+        "decodes under load, slower small requests, pixels within a few grey levels of "
+        "float32 (docs/benchmarks.md, Precision)",
     )
     warmup: bool = Field(True, description="run every method once before reporting ready")
 

@@ -1,7 +1,7 @@
 """How well the exported capabilities work: out-of-distribution detection by score,
 conditional-sample accuracy, pictures; the figures go into the model card.
 
-    python -m model.evaluate_heads model/vae_mnist.pt          # ~10 min on one busy thread
+    python -m model.evaluate_heads model/vae_mnist.pt          # time: docs/capabilities.md
 
 - Score: the log-likelihood (and ELBO, reconstruction, KL) of MNIST test digits against
   generated out-of-distribution sets (uniform noise, inverted digits, digits rotated 90
@@ -162,7 +162,7 @@ def grade(module, grader, n: int, temperature: float, seed: int) -> tuple[dict, 
 
 
 def plot_histograms(test_scores: dict, ood_scores: dict, path: Path) -> None:
-    """Histograms of -log-likelihood (log axis: the sets span 30 to 10^5 nats)."""
+    """Histograms of -log-likelihood (log axis: the sets span orders of magnitude)."""
     fig, ax = plt.subplots(figsize=(9, 4.5))
     bins = np.geomspace(20, 1e6, 120)
     sets = {"MNIST test digits": test_scores, **ood_scores}

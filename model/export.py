@@ -352,7 +352,7 @@ def with_heads(vae: VAE, card: dict, args: argparse.Namespace, command: str) -> 
     figures["minutes"] = round((time.perf_counter() - started) / 60, 1)
     figures["hardware"] = f"{torch.get_num_threads()} CPU thread(s), shared machine"
     previous = card.get("capabilities", {})
-    if "evaluation" in previous:  # measured by scripts/evaluate_capabilities.py
+    if "evaluation" in previous:  # measured by model/evaluate_heads.py
         figures["evaluation_of_previous_export"] = previous["evaluation"]
     return model, {**card, "capabilities": figures}
 

@@ -2,8 +2,9 @@
 p(x|z) and a standard-normal prior p(z), with the bounds used to train and evaluate it.
 
 Every quantity is in nats per image. The module is scriptable: `torch.jit.script(VAE(cfg))`
-keeps `encode`, `decode`, `decode_logits`, `reconstruct` and `sample`, which is the whole
-contract the service relies on (see model/export.py).
+keeps the exported methods. The service calls `encode`, `decode` and `reconstruct` (and
+`kl_divergence` when present: app/inference.py); evaluation uses `decode_logits`, the plots
+`sample`; an exported file offers all five (model/export.py, REQUIRED_METHODS).
 """
 
 import math

@@ -49,8 +49,14 @@ INPUTS = (
 
 
 def architecture(model_config: dict) -> dict:
-    """The fields that describe this architecture (an MLP has no channels)."""
-    return {k: model_config[k] for k in ARCH_FIELDS[model_config["arch"]] if k in model_config}
+    """The fields that describe this architecture (an MLP has no channels); the image shape
+    and activation only where they are not MNIST's defaults (e.g. dSprites' 64x64, ReLU)."""
+    fields = {k: model_config[k] for k in ARCH_FIELDS[model_config["arch"]] if k in model_config}
+    defaults = VAEConfig()
+    for name in ("image_shape", "activation"):
+        if name in model_config and model_config[name] != getattr(defaults, name):
+            fields[name] = model_config[name]
+    return fields
 
 
 def build_card(model_config: dict, run: dict, metrics: dict, version: str) -> dict:
@@ -90,8 +96,15 @@ def update_card(path: str | Path, card: dict) -> None:
     """Rewrite the card embedded in an exported file (weights untouched) and beside it."""
     path = Path(path)
     artifact.save(artifact.load(path)[0], path, card)
-    path.with_name("model_card.json").write_text(json.dumps(card, indent=2) + "\n")
-    path.with_name("MODEL_CARD.md").write_text(card_markdown(card))
+    write_card_files(path, card)
+
+
+def write_card_files(path: Path, card: dict) -> None:
+    """The card beside the model: model_card.json and MODEL_CARD.md for MNIST's,
+    model_card_<data>.json and MODEL_CARD_<data>.md for another (vae-dsprites)."""
+    suffix = "" if card["name"] == "vae-mnist" else "_" + card["name"].removeprefix("vae-")
+    path.with_name(f"model_card{suffix}.json").write_text(json.dumps(card, indent=2) + "\n")
+    path.with_name(f"MODEL_CARD{suffix}.md").write_text(card_markdown(card))
 
 
 def load_torchscript_vae(path: str | Path) -> tuple[VAE, dict]:
@@ -210,6 +223,10 @@ def checkpoint_text(training: dict) -> str:
 
 
 def card_markdown(card: dict) -> str:
+    if card["name"] == "vae-dsprites":
+        from model import dsprites_card
+
+        return dsprites_card.card_markdown(card)
     m = card["metrics"]
     arch = card["architecture"]
     rows = "\n".join(f"| {name} | {nll:.2f} |" for name, nll in card["published_nll"].items())
@@ -264,13 +281,13 @@ one CPU thread, TorchScript, measured at export).
 """
 
 
-def spot_check(model, data_dir: str | None = None) -> dict:
-    """IWAE NLL on the first test images with few samples: seconds to recompute, so the
-    tests can check that the shipped file still scores what its card says."""
+def spot_check(model, data_dir: str | None = None, x: torch.Tensor | None = None) -> dict:
+    """IWAE NLL on the first test images (or `x`) with few samples: seconds to recompute, so
+    the tests can check that the shipped file still scores what its card says."""
     from model.evaluate import evaluate, load_test_set
 
     torch.manual_seed(SPOT_CHECK["seed"])
-    x = load_test_set(data_dir, SPOT_CHECK["n_images"])
+    x = load_test_set(data_dir, SPOT_CHECK["n_images"]) if x is None else x
     result = evaluate(model.eval(), x, SPOT_CHECK["k"], progress=False)
     return {**SPOT_CHECK, "nll": result["test_nll_iwae"], "elbo": result["test_elbo"]}
 
@@ -334,6 +351,12 @@ def card_from_checkpoint(args: argparse.Namespace) -> tuple[VAE, dict]:
     if args.run_info:
         run.update(json.loads(Path(args.run_info).read_text()))
     metrics = json.loads(Path(args.eval).read_text()) if args.eval else {}
+    if state["config"].get("dataset") == "dsprites":
+        from model import dsprites_card
+
+        images = state["config"]["epochs"] * state["config"]["epoch_images"]
+        run["images_seen"] = images * run["checkpoint"]["epoch"] // state["config"]["epochs"]
+        return model, dsprites_card.build_card(state["config"]["model"], run, metrics, args.version)
     return model, build_card(state["config"]["model"], run, metrics, args.version)
 
 
@@ -344,8 +367,15 @@ def with_heads(vae: VAE, card: dict, args: argparse.Namespace, command: str) -> 
 
     started = time.perf_counter()
     cfg = HeadsConfig(n_components=args.components, score_k=args.score_k)
-    train, test = Digits.load("train", args.data_dir), Digits.load("test", args.data_dir)
-    model, figures = fit_heads(vae, card["architecture"], train, test, cfg)
+    if card["name"] == "vae-dsprites":  # 3 shapes, held-out factor combinations
+        from model import dsprites_card
+
+        cfg.score_images = dsprites_card.SCORE_IMAGES
+        train, test = dsprites_card.heads_data(cfg.seed)
+    else:
+        train, test = Digits.load("train", args.data_dir), Digits.load("test", args.data_dir)
+    n_classes = len(card.get("classes", range(10)))
+    model, figures = fit_heads(vae, card["architecture"], train, test, cfg, n_classes)
     figures["methods"] = ["score", "percentile", "classify", "digit_latents"]
     figures["provides"] = list(CAPABILITIES)
     figures["command"] = command
@@ -367,7 +397,12 @@ def main(argv: list[str] | None = None) -> None:
     else:
         model, card = card_from_checkpoint(args)
     metrics = card["metrics"]
-    spot = spot_check(model, args.data_dir)
+    if card["name"] == "vae-dsprites":
+        from model import dsprites_card
+
+        spot = spot_check(model, x=dsprites_card.spot_check_images())
+    else:
+        spot = spot_check(model, args.data_dir)
     if "spot_check" in metrics and abs(metrics["spot_check"]["nll"] - spot["nll"]) > 1e-3:
         raise SystemExit(f"spot-check NLL {spot['nll']} differs from the card's: other weights?")
     metrics["spot_check"] = spot
@@ -376,8 +411,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_heads:
         model, card = with_heads(model, card, args, command)
     out = export(model, card, args.out)
-    out.with_name("model_card.json").write_text(json.dumps(card, indent=2) + "\n")
-    out.with_name("MODEL_CARD.md").write_text(card_markdown(card))
+    write_card_files(out, card)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and its card")
 
 

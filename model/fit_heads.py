@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from model.data import load_mnist, to_unit
 from model.heads import N_DIGITS, VAEWithHeads
-from model.vae import N_PIXELS, VAE, VAEConfig, iwae_bound, iwae_log_weights
+from model.vae import VAE, VAEConfig, iwae_bound, iwae_log_weights
 
 
 @dataclass
@@ -33,11 +33,13 @@ class HeadsConfig:
     score_k: int = 100  # importance samples behind the test-set score table
     typical_percentile: float = 1.0  # below this percentile of test digits: not typical
     seed: int = 0
+    score_images: int = 0  # test images behind the score table (0: all of them)
 
 
 @dataclass
 class Digits:
-    """Grey-level images (N, 1, 28, 28) in [0, 1] and their labels (N,)."""
+    """Grey-level images (N, C, H, W) in [0, 1] and their labels (N,): MNIST's digits by
+    `load`, or any labelled images (dSprites' shapes, model/dsprites_card.py)."""
 
     images: Tensor
     labels: Tensor
@@ -74,11 +76,11 @@ def train_classifier(
     head.eval()
 
 
-def confusion_matrix(predicted: Tensor, labels: Tensor) -> Tensor:
-    """(10, 10) counts: row = true digit, column = predicted digit."""
-    counts = torch.zeros(N_DIGITS * N_DIGITS, dtype=torch.long)
-    counts.index_add_(0, labels * N_DIGITS + predicted, torch.ones_like(labels))
-    return counts.view(N_DIGITS, N_DIGITS)
+def confusion_matrix(predicted: Tensor, labels: Tensor, n_classes: int = N_DIGITS) -> Tensor:
+    """(K, K) counts: row = true class, column = predicted class."""
+    counts = torch.zeros(n_classes * n_classes, dtype=torch.long)
+    counts.index_add_(0, labels * n_classes + predicted, torch.ones_like(labels))
+    return counts.view(n_classes, n_classes)
 
 
 @torch.no_grad()
@@ -113,12 +115,18 @@ def log_likelihoods(model, images: Tensor, k: int, max_rows: int = 20000) -> Ten
 
 
 def fit_heads(
-    vae: VAE, model_config: dict, train: Digits, test: Digits, cfg: HeadsConfig
+    vae: VAE,
+    model_config: dict,
+    train: Digits,
+    test: Digits,
+    cfg: HeadsConfig,
+    n_classes: int = N_DIGITS,
 ) -> tuple[VAEWithHeads, dict]:
     """A VAEWithHeads with the weights of `vae` and fitted heads, and its figures."""
     torch.manual_seed(cfg.seed)
+    score_images = test.images[: cfg.score_images] if cfg.score_images else test.images
     model = VAEWithHeads(
-        VAEConfig(**model_config), cfg.n_components, len(test.images), cfg.head_hidden
+        VAEConfig(**model_config), cfg.n_components, len(score_images), cfg.head_hidden, n_classes
     )
     missing, unexpected = model.load_state_dict(vae.state_dict(), strict=False)
     if unexpected or any(key.startswith(("encoder", "to_params", "decoder")) for key in missing):
@@ -134,10 +142,10 @@ def fit_heads(
     test_mu, _ = encode_all(model, test.images, desc="mu of test digits")
     with torch.no_grad():
         predicted = model.classifier(test_mu).argmax(-1)
-    confusion = confusion_matrix(predicted, test.labels)
+    confusion = confusion_matrix(predicted, test.labels, n_classes)
     accuracy = confusion.diag().sum().item() / len(test.labels)
 
-    for digit in tqdm(range(N_DIGITS), desc="per-digit mixtures", dynamic_ncols=True):
+    for digit in tqdm(range(n_classes), desc="per-class mixtures", dynamic_ncols=True):
         weights, means, tril = fit_mixture(
             mu[train.labels == digit], cfg.n_components, cfg.em_iterations, cfg.seed
         )
@@ -145,7 +153,7 @@ def fit_heads(
         model.digit_scale_tril[digit] = tril
 
     torch.manual_seed(cfg.seed)
-    table = log_likelihoods(model, test.images, cfg.score_k).sort().values
+    table = log_likelihoods(model, score_images, cfg.score_k).sort().values
     model.score_table.copy_(table)
     threshold = torch.quantile(table, cfg.typical_percentile / 100)
     model.typical_threshold.copy_(threshold)
@@ -161,7 +169,7 @@ def fit_heads(
             "percentiles": {
                 str(q): torch.quantile(table, q / 100).item() for q in (1, 5, 25, 50, 75, 95, 99)
             },
-            "bits_per_dim_mean": -table.mean().item() / (N_PIXELS * math.log(2)),
+            "bits_per_dim_mean": -table.mean().item() / (test.images[0].numel() * math.log(2)),
         },
         "typical_threshold": threshold.item(),
     }

@@ -37,18 +37,17 @@ class VAEWithHeads(VAE):
         n_components: int = 1,
         table_size: int = 1,
         head_hidden: int = 256,
+        n_classes: int = N_DIGITS,  # 10 digits; dSprites: 3 shapes (the `digit_*` names stay)
     ) -> None:
         super().__init__(cfg)
-        d = cfg.latent_dim
+        d, k = cfg.latent_dim, n_classes
         self.score_k = 1
-        self.classifier = mlp([d, head_hidden, head_hidden, N_DIGITS], final_activation=False)
-        # A Gaussian mixture over mu per digit: weights (10, C), means (10, C, D) and the
-        # Cholesky factors of the covariances (10, C, D, D).
-        self.register_buffer("digit_weights", torch.full((N_DIGITS, n_components), 1.0))
-        self.register_buffer("digit_means", torch.zeros(N_DIGITS, n_components, d))
-        self.register_buffer(
-            "digit_scale_tril", torch.eye(d).expand(N_DIGITS, n_components, d, d).clone()
-        )
+        self.classifier = mlp([d, head_hidden, head_hidden, k], final_activation=False)
+        # A Gaussian mixture over mu per class: weights (K, C), means (K, C, D) and the
+        # Cholesky factors of the covariances (K, C, D, D).
+        self.register_buffer("digit_weights", torch.full((k, n_components), 1.0))
+        self.register_buffer("digit_means", torch.zeros(k, n_components, d))
+        self.register_buffer("digit_scale_tril", torch.eye(d).expand(k, n_components, d, d).clone())
         # Sorted log-likelihoods of the MNIST test digits (grey levels, K = score_k), and
         # the `typical` threshold (a low percentile of them).
         self.register_buffer("score_table", torch.zeros(table_size))
@@ -113,4 +112,5 @@ def heads_shapes(state: dict[str, Tensor]) -> dict[str, int]:
         "n_components": state["digit_weights"].shape[1],
         "table_size": state["score_table"].shape[0],
         "head_hidden": state["classifier.0.weight"].shape[0],
+        "n_classes": state["digit_weights"].shape[0],
     }

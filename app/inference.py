@@ -20,6 +20,7 @@ from app.batching import MicroBatcher, Outputs
 from app.errors import overloaded
 from app.settings import Settings
 from model import artifact
+from model.heads import capabilities_of
 
 log = logging.getLogger("app.inference")
 
@@ -27,8 +28,6 @@ log = logging.getLogger("app.inference")
 # `kl_divergence` is optional: without it /encode answers kl = null).
 SERVED_METHODS = ("encode", "decode", "reconstruct")
 BATCHED_METHODS = ("encode", "decode", "reconstruct", "classify")
-# Optional capabilities and the exported method that provides each (model/heads.py); a
-# model file without the method is still served, and its routes answer 501.
 # What the exported `score` method returns, in order (model/heads.py), each (N,): the REST
 # fields of /score and the outputs of the v2 model vae-score.
 SCORE_OUTPUTS = (
@@ -40,34 +39,10 @@ SCORE_OUTPUTS = (
     "percentile",
     "typical",
 )
-CAPABILITY_METHODS = {
-    "score": "score",
-    "classify": "classify",
-    "conditional_sampling": "digit_latents",
-}
 
 
 class ModelLoadError(RuntimeError):
     """The model cannot be served; the message says why in one line."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ModelLoadError(
-            f"VAE_DEVICE={name!r} is not a device (auto|cpu|cuda|cuda:N)"
-        ) from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ModelLoadError(f"VAE_DEVICE={name!r} but CUDA is not available on this machine")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ModelLoadError(f"VAE_DEVICE={name!r} but only {torch.cuda.device_count()} GPUs")
-    elif device.type != "cpu":
-        raise ModelLoadError(f"VAE_DEVICE={name!r} is not supported (auto|cpu|cuda|cuda:N)")
-    return device
 
 
 def load_module(path: Path, device: torch.device) -> tuple[torch.jit.ScriptModule, dict]:
@@ -87,7 +62,8 @@ class ModelService:
         self.latent_dim = int(card.get("latent_dim") or module.latent_dim)
         self.version = str(card.get("version", "unknown"))
         self.has_kl = hasattr(module, "kl_divergence")
-        self.capabilities = [c for c, m in CAPABILITY_METHODS.items() if hasattr(module, m)]
+        # the optional heads (model/heads.py) the file has; without one, its routes answer 501
+        self.capabilities = capabilities_of(module)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self.outstanding = 0
         self.batchers: dict[str, MicroBatcher] = {}
@@ -114,7 +90,10 @@ class ModelService:
     @classmethod
     def load(cls, settings: Settings) -> "ModelService":
         torch.set_num_threads(settings.torch_threads)
-        device = resolve_device(settings.device)
+        try:
+            device = artifact.resolve_device(settings.device)
+        except ValueError as e:
+            raise ModelLoadError(f"VAE_DEVICE {e}") from None
         module, card = load_module(Path(settings.model_path), device)
         return cls(module, card, device, settings)
 

@@ -2,6 +2,8 @@
 
 Everything that reads the file calls `load` (the service, evaluation, the benchmarks, the
 tests); export writes it with `script` and `save`. These are the only torch.jit calls.
+`resolve_device` turns a device setting (`auto|cpu|cuda|cuda:N`) into the device to load on,
+for the service and for training.
 
 TorchScript is still the contract: one file holds the weights and every method the service
 calls (encode, decode, reconstruct, ...), embeds the card as an extra file, and loads
@@ -31,6 +33,25 @@ def torchscript() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", DeprecationWarning)
         yield
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` (CUDA when present), `cpu`, `cuda` or `cuda:N` as a device of this machine; for
+    anything else a ValueError whose message starts with the name and says why."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"{name!r} is not a device (auto|cpu|cuda|cuda:N)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name!r}: CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"{name!r}: this machine has {torch.cuda.device_count()} GPUs")
+    elif device.type != "cpu":
+        raise ValueError(f"{name!r} is not supported (auto|cpu|cuda|cuda:N)")
+    return device
 
 
 def load(

@@ -33,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from model import dsprites
+from model.artifact import resolve_device
 from model.data import binarize, fixed_binarization, load_mnist, split_train_val, to_unit
 from model.vae import VAE, VAEConfig, elbo_terms, iwae_bound, iwae_log_weights, training_loss
 
@@ -58,15 +59,6 @@ class TrainConfig:
     dataset: str = "mnist"  # mnist | dsprites (rendered from its factors, model/dsprites.py)
     beta: float = 1.0  # KL weight after the warm-up: 1 is the VAE, > 1 a beta-VAE
     epoch_images: int = 0  # images per epoch (0: the whole training set; dSprites: a share)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"device {name!r} requested but CUDA is not available")
-    return device
 
 
 def kl_weight(cfg: TrainConfig, epoch: int, step: int, steps_per_epoch: int) -> float:
@@ -330,6 +322,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, Path |
     p.add_argument("--threads", type=int, default=d.threads, help="default: %(default)s")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots at the end")
     a = p.parse_args(argv)
+    try:
+        resolve_device(a.device)
+    except ValueError as e:
+        p.error(f"--device {e}")
     # Defaults per dataset; what the command line names wins.
     # dSprites: Burgess et al. 2018 (arch, Adam 5e-4, batch 64), beta 4 (Higgins et al. 2017).
     arch = dict(arch="conv", latent_dim=10, channels=[32, 32, 64, 64], conv_hidden=256)

@@ -21,7 +21,7 @@ RUN apt-get update \
 # ONNX stacks, and the symbol tables of its shared libraries (backtraces keep the dynamic
 # symbols).
 RUN python -m venv /opt/venv \
-    && pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \
+    && pip install --no-deps --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \
     && site="$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
     && t="${site:?}/torch" \
     && find "${t:?}"/bin -mindepth 1 -maxdepth 1 ! -name torch_shm_manager ! -name upgrader_models \
@@ -32,6 +32,9 @@ RUN python -m venv /opt/venv \
     && find "${t:?}"/lib -name '*.so*' -exec strip --strip-unneeded {} + \
     && python -c 'import torch; torch.jit.load'
 WORKDIR /src
+# Every other package at the version and hashes of the lock (scripts/lock.sh writes it).
+COPY requirements/service.lock ./requirements/
+RUN pip install --require-hashes --no-deps -r requirements/service.lock && pip check
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY model ./model
@@ -40,7 +43,7 @@ COPY vae_client ./vae_client
 # service never imports (torch.compile's sympy, networkx and jinja2, torch's checkpoint and
 # hub helpers fsspec and filelock, uvicorn's reload and websocket extras) and pip itself.
 RUN test -f model/vae_mnist.pt \
-    && pip install . \
+    && pip install --no-deps --no-build-isolation . \
     && pip uninstall --yes sympy mpmath networkx jinja2 MarkupSafe fsspec filelock \
         watchfiles websockets pip setuptools wheel
 

@@ -84,43 +84,62 @@ def tiny_heads_model_file(tmp_path_factory) -> Path:
     return export(model, card, tmp_path_factory.mktemp("tiny-heads") / "tiny-heads.pt")
 
 
+def tiny_settings(model_path: Path, **overrides) -> Settings:
+    """Settings on a tiny model file, with overrides."""
+    # device pinned: the tests assert CPU behaviour even on a machine with CUDA
+    defaults = {"model_path": model_path, "log_format": "text", "device": "cpu"}
+    return Settings(**{**defaults, **overrides})
+
+
+def started(settings: Settings) -> TestClient:
+    """An in-process client with the app's lifespan started (model loaded and warmed)."""
+    client = TestClient(create_app(settings), raise_server_exceptions=False)
+    client.__enter__()
+    return client
+
+
 @pytest.fixture
 def settings_for(tiny_model_file: Path) -> Callable[..., Settings]:
     """Settings on the tiny model, with overrides."""
 
-    def make(**overrides) -> Settings:
-        # device pinned: the tests assert CPU behaviour even on a machine with CUDA
-        defaults = {"model_path": tiny_model_file, "log_format": "text", "device": "cpu"}
-        return Settings(**{**defaults, **overrides})
+    def make(model_path: Path = tiny_model_file, **overrides) -> Settings:
+        return tiny_settings(model_path, **overrides)
 
     return make
 
 
 @pytest.fixture
 def make_client(settings_for) -> Iterator[Callable[..., TestClient]]:
-    """Build a started in-process client with settings overrides; all closed at teardown."""
+    """A fresh started app per call, with settings overrides; all closed at teardown. For a
+    test with its own settings, or one that changes the app's state (draining, readiness, a
+    patched model): `client` and `heads_client` are shared."""
     clients: list[TestClient] = []
 
     def make(**overrides) -> TestClient:
-        client = TestClient(create_app(settings_for(**overrides)), raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return client
+        clients.append(started(settings_for(**overrides)))
+        return clients[-1]
 
     yield make
     for client in clients:
         client.__exit__(None, None, None)
 
 
-@pytest.fixture
-def client(make_client) -> TestClient:
-    return make_client()
+@pytest.fixture(scope="session")
+def client(tiny_model_file: Path) -> Iterator[TestClient]:
+    """The service on the tiny model with the default test settings, started once for the
+    whole session: a test using it only sends requests (metrics are asserted as deltas)."""
+    client = started(tiny_settings(tiny_model_file))
+    yield client
+    client.__exit__(None, None, None)
 
 
-@pytest.fixture
-def heads_client(make_client, tiny_heads_model_file: Path) -> TestClient:
-    """The service on the tiny model with score, classify and conditional sampling."""
-    return make_client(model_path=tiny_heads_model_file)
+@pytest.fixture(scope="session")
+def heads_client(tiny_heads_model_file: Path) -> Iterator[TestClient]:
+    """The service on the tiny model with score, classify and conditional sampling, shared
+    like `client`."""
+    client = started(tiny_settings(tiny_heads_model_file))
+    yield client
+    client.__exit__(None, None, None)
 
 
 @pytest.fixture

@@ -163,8 +163,8 @@ def test_health_ready_and_request_id(client):
     assert len(generated) == 32
 
 
-def test_bfloat16_precision_serves_close_to_float32(make_client, digit_png):
-    full, half = make_client(), make_client(precision="bfloat16")
+def test_bfloat16_precision_serves_close_to_float32(client, make_client, digit_png):
+    full, half = client, make_client(precision="bfloat16")
     assert half.get("/model").json()["precision"] == "bfloat16"
     query = "/sample?n=4&seed=11&format=json"
     a, b = (np.array(c.get(query).json()["pixels"]) for c in (full, half))

@@ -54,7 +54,8 @@ def test_health_and_model_ready(client):
         assert response.json() == {"name": model, "ready": True}
 
 
-def test_not_ready_while_draining_like_readyz(client):
+def test_not_ready_while_draining_like_readyz(make_client):
+    client = make_client()  # its own app: this one is left draining
     client.app.state.draining = True
     assert client.get("/readyz").status_code == 503
     response = client.get("/v2/health/ready")

@@ -1,4 +1,5 @@
-"""Helpers shared by the test packages: ports, waiting for a server, external tools, errors.
+"""Helpers shared by the test packages: ports, waiting for a server (scripts/readiness.py),
+external tools, time bounds, errors.
 
 External tools (wrk, promtool, hadolint, Chromium...) go through `require_tool` /
 `unavailable`: a missing tool skips the test on a developer's machine and fails it in CI
@@ -8,17 +9,18 @@ every skip, with its reason, at the end of the run.
 
 import os
 import shutil
-import socket
-import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
+# one copy of each, for the scripts and the tests
+from scripts.readiness import free_port, wait_ready  # noqa: F401 (re-exported)
+
 ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 
 def in_ci() -> bool:
@@ -40,22 +42,18 @@ def require_tool(name: str, install: str) -> str:
     return path
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now (the OS picks it, so parallel runs do not collide)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def time_bound(baseline_s: float, factor: float = 50, slack_s: float = 1.0) -> float:
+    """A time limit derived from a baseline measured in the same test, on this machine, now:
+    `factor` times it, plus `slack_s` for a scheduler's hiccup on a loaded 2-core runner. A
+    slow machine slows the baseline too, so the limit holds its meaning there."""
+    return factor * baseline_s + slack_s
 
 
-def http_status(url: str, timeout: float = 2) -> int | None:
-    """The status of GET url, or None when nothing answers."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except OSError:
-        return None
+def timed(call: Callable[[], T]) -> tuple[T, float]:
+    """call()'s result and the seconds it took."""
+    started = time.perf_counter()
+    result = call()
+    return result, time.perf_counter() - started
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -65,24 +63,6 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
             return
         time.sleep(0.1)
     raise AssertionError(f"{what} within {timeout} s")
-
-
-def wait_ready(
-    url: str,
-    process: subprocess.Popen,
-    timeout: float = 60,
-    output: Callable[[], str] | None = None,
-) -> None:
-    """Until GET url/readyz answers 200; fails at once if the process exits, with `output()`
-    (default: its stderr, when piped)."""
-
-    def ready() -> bool:
-        if process.poll() is not None:
-            shown = output() if output else process.communicate()[1] if process.stderr else ""
-            raise AssertionError(f"the server exited with {process.returncode}:\n{shown}")
-        return http_status(f"{url}/readyz") == 200
-
-    wait_until(ready, timeout, f"{url}/readyz did not answer 200")
 
 
 def assert_error(response, status: int, code: str | None = None) -> dict:

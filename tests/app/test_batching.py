@@ -58,20 +58,38 @@ def test_batches_respect_max_batch_size():
 
 
 def test_max_wait_gathers_staggered_requests():
+    """A window far longer than the stagger (a stalled runner cannot outlast it); the batch
+    goes as soon as it is full, so the test does not wait for the window's end."""
+
     async def scenario():
         recorder = Recorder(delay=0)
-        batcher = MicroBatcher(recorder, max_batch_size=64, max_wait_s=0.2)
+        batcher = MicroBatcher(recorder, max_batch_size=3, max_wait_s=60)
         batcher.start()
 
         async def later(delay):
             await asyncio.sleep(delay)
             return await batcher.submit(torch.randn(1, 2))
 
-        await asyncio.gather(later(0), later(0.02), later(0.04))
+        await asyncio.wait_for(asyncio.gather(later(0), later(0.02), later(0.04)), 30)
         await batcher.stop()
         return recorder
 
     assert run(scenario()).batches == [3]
+
+
+def test_max_wait_ends_and_a_lone_request_runs_alone():
+    async def scenario():
+        recorder = Recorder(delay=0)
+        batcher = MicroBatcher(recorder, max_batch_size=64, max_wait_s=0.05)
+        batcher.start()
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(batcher.submit(torch.randn(1, 2)), 30)
+        waited = asyncio.get_running_loop().time() - started
+        await batcher.stop()
+        return recorder, waited
+
+    recorder, waited = run(scenario())
+    assert recorder.batches == [1] and waited >= 0.05  # it waited the window, then ran
 
 
 def test_model_error_reaches_every_caller_and_batcher_survives():

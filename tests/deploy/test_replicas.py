@@ -68,6 +68,12 @@ class Load:
             if outcome not in allowed:
                 self.failures.append((time.monotonic(), f"{method} {path} -> {outcome}"))
 
+    def more(self, count: int, timeout: float = 120) -> None:
+        """Until `count` more requests have been answered (or failed) from now: traffic
+        observed, whatever the machine's pace, instead of a fixed sleep."""
+        target = self.requests + count
+        wait_until(lambda: self.requests >= target, timeout, f"{count} more requests")
+
     def between(self, start: float, end: float) -> list[str]:
         return [what for t, what in self.failures if start <= t < end]
 
@@ -164,7 +170,7 @@ def test_rolling_restart_under_load_fails_no_request(replicas, balancer):
             podman("start", replica.name)
             cold_starts.append(replica.wait_ready())
             balancer.wait_status(name, "UP", 30)
-        time.sleep(2)
+        load.more(20 * CONCURRENCY)  # both replicas back in rotation, under load
     print(
         f"\nrolling restart at c={CONCURRENCY}: {load.requests} requests, "
         f"{len(load.failures)} failed; drain {max(drains):.1f} s, "
@@ -181,12 +187,12 @@ def test_rolling_restart_under_load_fails_no_request(replicas, balancer):
 def test_kill_9_fails_requests_only_until_the_replica_is_marked_down(replicas, balancer):
     victim = replicas["a"]
     with Load(balancer.url) as load:
-        time.sleep(2)
+        load.more(10 * CONCURRENCY)  # spread over both replicas
         killed = time.monotonic()
         podman("kill", "--signal=KILL", victim.name)
         detection_s = balancer.wait_status("a", "DOWN", 60)
         marked_down = killed + detection_s
-        time.sleep(5)
+        load.more(20 * CONCURRENCY)  # all on the survivor now
         stopped = time.monotonic()
     before, after = load.between(killed, marked_down), load.between(marked_down, stopped)
     print(

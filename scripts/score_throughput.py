@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import io
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,15 +22,10 @@ from PIL import Image
 
 from model.data import load_mnist
 from model.export import read_card, update_card
+from scripts.readiness import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = {"content-type": "image/png"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def digit_pngs(n: int) -> list[bytes]:
@@ -98,13 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
+        wait_ready(url, server, timeout=60)
         result = asyncio.run(load(url, digit_pngs(256), args.k, args.concurrency, args.seconds))
     finally:
         server.terminate()

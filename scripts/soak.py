@@ -15,7 +15,6 @@ import io
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 from PIL import Image, ImageDraw
+
+try:
+    from scripts.readiness import free_port, wait_ready
+except ModuleNotFoundError:  # run as a file (python scripts/soak.py): scripts/ is on the path
+    from readiness import free_port, wait_ready
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "model" / "vae_mnist.pt"
 
@@ -41,12 +45,6 @@ def tiny_model(folder: Path) -> Path:
     arch = {"arch": "mlp", "latent_dim": 4, "hidden": [16], "channels": [32], "conv_hidden": 64}
     card = build_card(arch, {"config": {"iw_samples": 1, "epochs": 0}}, {}, "0.0.1-soak")
     return export(VAE(VAEConfig(arch="mlp", latent_dim=4, hidden=[16])), card, folder / "tiny.pt")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_bytes(pid: int) -> int:
@@ -65,20 +63,6 @@ def start_server(model: Path, port: int) -> subprocess.Popen:
         "OMP_NUM_THREADS": "1",
     }
     return subprocess.Popen(["vae-serve"], env=env, stdout=subprocess.DEVNULL)
-
-
-def wait_ready(url: str, server: subprocess.Popen | None, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server is not None and server.poll() is not None:
-            sys.exit(f"the server exited with {server.returncode} before it was ready")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    sys.exit(f"{url} was not ready within {timeout:.0f} s")
 
 
 def png(image: Image.Image) -> bytes:

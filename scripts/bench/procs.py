@@ -7,23 +7,17 @@ TorchServe's JVM and its Python backend), so Linux only.
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from scripts import readiness
+from scripts.readiness import free_port  # noqa: F401 (procs.free_port for the benchmark)
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 MIB = 2**20
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pinned(command: list[str], cpus: str | None) -> list[str]:
@@ -133,15 +127,13 @@ def wait_ready(
     server: Server, probe: str, timeout_s: float, headers: dict[str, str] | None = None
 ) -> float:
     """Cold start: seconds from spawn until GET `probe` answers 200 (RuntimeError if it dies)."""
-    with httpx.Client(base_url=server.base_url, timeout=2.0) as client:
-        while time.perf_counter() - server.started < timeout_s:
-            if server.process.poll() is not None:
-                tail = server.log.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"server exited with {server.process.returncode}:\n{tail}")
-            try:
-                if client.get(probe, headers=headers).status_code == 200:
-                    return time.perf_counter() - server.started
-            except httpx.TransportError:
-                pass
-            time.sleep(0.02)
-    raise RuntimeError(f"server not ready after {timeout_s:.0f} s (log: {server.log})")
+    readiness.wait_ready(
+        server.base_url,
+        server.process,
+        timeout_s - (time.perf_counter() - server.started),
+        output=lambda: server.log.read_text(errors="replace")[-2000:],
+        probe=probe,
+        headers=headers,
+        interval=0.02,  # cold starts are reported to the 0.1 s
+    )
+    return time.perf_counter() - server.started

@@ -29,7 +29,7 @@ def image_service(tiny_model_file, tmp_path_factory):
     log = tmp_path_factory.mktemp("service") / "service.log"
     process, _ = start_image_command(tiny_model_file, port, log)
     try:
-        wait_ready(process, port)
+        wait_ready(f"http://127.0.0.1:{port}", process.popen, 90, process.output)
         service = Service(port)
         service.traffic()
         yield service

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests import helpers
-from tests.helpers import free_port  # noqa: F401 (re-exported for the deployment tests)
+from tests.helpers import free_port, wait_ready  # noqa: F401 (re-exported for the deployment tests)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -136,14 +136,6 @@ def start_image_command(model_path: Path, port: int, log: Path) -> tuple[Process
     env = {k: v for k, v in image_env().items() if k != "PATH"}
     env = os.environ | env | {"VAE_MODEL_PATH": str(model_path), "VAE_PORT": str(port)}
     return Process([executable, *argv[1:]], env, log), env
-
-
-def wait_ready(process: Process, port: int, timeout: float = 90) -> None:
-    def ready():
-        assert process.popen.poll() is None, f"service exited:\n{process.output()}"
-        return http_get(f"http://127.0.0.1:{port}/readyz", timeout=2)[0] == 200
-
-    wait_until(ready, timeout, f"/readyz on port {port}")
 
 
 def settings_env_names() -> set[str]:

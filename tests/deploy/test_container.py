@@ -101,7 +101,7 @@ def source_service(tmp_path_factory):
     log = tmp_path_factory.mktemp("source") / "service.log"
     process = Process([sys.executable, "-m", "app.cli"], env, log)
     try:
-        wait_ready(process, port)
+        wait_ready(f"http://127.0.0.1:{port}", process.popen, 90, process.output)
         yield f"http://127.0.0.1:{port}"
     finally:
         process.stop()

@@ -67,7 +67,7 @@ def test_image_command_serves_passes_its_healthcheck_and_drains(tiny_model_file,
     port = free_port()
     process, env = start_image_command(tiny_model_file, port, tmp_path / "service.log")
     try:
-        wait_ready(process, port)
+        wait_ready(f"http://127.0.0.1:{port}", process.popen, 90, process.output)
         status, body = http_get(f"http://127.0.0.1:{port}/healthz")
         assert (status, json.loads(body)["status"]) == (200, "ok")
         assert http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200

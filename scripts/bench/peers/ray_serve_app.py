@@ -25,7 +25,6 @@ no setting to change it; nothing sends to it here (one deployment, no handle cal
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -49,6 +48,9 @@ from starlette.responses import Response  # noqa: E402
 
 from scripts.bench.peers.work import Answer, Job, VAEWork, request_of  # noqa: E402
 
+# standard library only, so it imports in Ray's own virtual environment too
+from scripts.readiness import free_port  # noqa: E402
+
 HOST = "127.0.0.1"
 MAX_BATCH_SIZE = 32  # the batch size and window the benchmark gives every peer (TorchServe too)
 BATCH_WAIT_S = 0.005
@@ -71,12 +73,6 @@ class VAEDeployment:
         job = request_of(request.url.path, request.query_params.get("n"), await request.body())
         answer = await self.run(job)
         return Response(answer.body, media_type=answer.media_type)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def ray_start_command(gcs_port: int) -> list[str]:

@@ -74,6 +74,8 @@ def test_image_pixels(make_client):
     client = make_client(max_image_pixels=1000)
     files = {"file": ("big.png", png_bytes(np.zeros((40, 40))), "image/png")}
     assert "40x40 = 1600" in assert_limit(client.post("/encode", files=files), limits.IMAGE_PIXELS)
+    digit = {"file": ("digit.png", png_bytes(np.eye(28) * 255), "image/png")}
+    assert client.post("/encode", files=digit).status_code == 200  # 784 pixels: under it
 
 
 def test_body_bytes(make_client):

@@ -1,9 +1,10 @@
 """A hostile image corpus, generated here: every upload gets its documented 4xx, or a correct
-200 when the image is valid but unusual, within a time bound, and the service keeps serving.
+200 when the image is valid but unusual, within a time bound derived from plain encodes
+measured in the same test, and the service keeps serving. The service's one shared app
+(tests/conftest.py) takes them all in turn. Configured limits: tests/app/test_limits.py.
 """
 
 import struct
-import time
 import zlib
 
 import numpy as np
@@ -12,12 +13,12 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app import imaging
-from app.main import create_app
-from app.settings import Settings
-from tests.helpers import assert_error
+from tests.helpers import assert_error, time_bound, timed
 from tests.reliability.conftest import assert_encoding, encoded
 
-TIME_BOUND_S = 3.0  # generous: the CI machine is small and shared
+# A hostile upload may cost this many encodes of a plain digit (measured in each test); a
+# decoded bomb (10^10 pixels) costs millions.
+BASELINE_FACTOR = 50
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -63,6 +64,13 @@ def bar(width: int, height: int) -> Image.Image:
     return Image.fromarray(array).convert("RGB")
 
 
+def stroke_on_transparent() -> Image.Image:
+    """A black stroke on a fully transparent RGBA background: the alpha decides the ink."""
+    image = Image.new("RGBA", (60, 40), (0, 0, 0, 0))
+    image.paste((0, 0, 0, 255), (25, 5, 32, 35))
+    return image
+
+
 def exif_rotated_jpeg() -> bytes:
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
@@ -74,6 +82,7 @@ VALID = {
         Image.fromarray(np.asarray(stroke(30, 30)).astype(np.uint16) * 257)
     ),
     "RGBA": encoded(stroke(32, 32, "RGBA")),
+    "RGBA, black on transparent": encoded(stroke_on_transparent()),
     "LA": encoded(stroke(32, 32, "LA")),
     "palette": encoded(stroke(32, 32, "P")),
     "1-bit": encoded(stroke(32, 32, "1")),
@@ -114,18 +123,14 @@ INVALID = {
 }
 
 
-@pytest.fixture(scope="module")
-def shared(tiny_model_file) -> TestClient:
-    """One app for the whole corpus: it has to survive every upload in turn."""
-    app = create_app(Settings(model_path=tiny_model_file, log_format="text"))
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client
-
-
 def post_image(client: TestClient, data: bytes, content_type: str = "image/png"):
-    started = time.perf_counter()
-    response = client.post("/encode", content=data, headers={"content-type": content_type})
-    return response, time.perf_counter() - started
+    headers = {"content-type": content_type}
+    return timed(lambda: client.post("/encode", content=data, headers=headers))
+
+
+def bound_s(client: TestClient) -> float:
+    """The time limit for one upload: from the slowest of three plain encodes, now."""
+    return time_bound(max(post_image(client, digit)[1] for _ in range(3)), BASELINE_FACTOR)
 
 
 def still_serving(client: TestClient) -> None:
@@ -135,46 +140,53 @@ def still_serving(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize("name", VALID)
-def test_valid_unusual_images_encode_to_finite_gaussians(shared, name):
-    response, seconds = post_image(shared, VALID[name])
+def test_valid_unusual_images_encode_to_finite_gaussians(client, name):
+    bound = bound_s(client)
+    response, seconds = post_image(client, VALID[name])
     assert response.status_code == 200, response.text
     assert_encoding(response.json())
-    assert seconds < TIME_BOUND_S
-    still_serving(shared)
+    assert seconds < bound
+    still_serving(client)
 
 
 @pytest.mark.parametrize("name", NO_DIGIT)
-def test_images_without_a_digit_get_no_digit_quickly(shared, name):
-    response, seconds = post_image(shared, NO_DIGIT[name])
+def test_images_without_a_digit_get_no_digit_quickly(client, name):
+    bound = bound_s(client)
+    response, seconds = post_image(client, NO_DIGIT[name])
     assert_error(response, 422, "no_digit")
-    assert seconds < TIME_BOUND_S
-    still_serving(shared)
+    assert seconds < bound
+    still_serving(client)
 
 
 @pytest.mark.parametrize("name", INVALID)
-def test_hostile_uploads_get_the_documented_error_quickly(shared, name):
+def test_hostile_uploads_get_the_documented_error_quickly(client, name):
     data, status, code = INVALID[name]
-    response, seconds = post_image(shared, data)
+    bound = bound_s(client)
+    response, seconds = post_image(client, data)
     assert_error(response, status, code)
-    assert seconds < TIME_BOUND_S
-    still_serving(shared)
+    assert seconds < bound
+    still_serving(client)
 
 
-@pytest.mark.parametrize("name", ["bomb 100000x100000 PNG", "truncated PNG", "SVG"])
-def test_hostile_uploads_in_multipart_are_refused_alike(shared, name):
+MULTIPART = ["zero bytes", "random bytes", "bomb 100000x100000 PNG", "truncated PNG", "SVG"]
+
+
+@pytest.mark.parametrize("name", MULTIPART)
+def test_hostile_uploads_in_multipart_are_refused_alike(client, name):
     data, status, code = INVALID[name]
-    response = shared.post("/encode", files={"file": ("x.png", data, "image/png")})
+    response = client.post("/encode", files={"file": ("x.png", data, "image/png")})
     assert_error(response, status, code)
 
 
-def test_huge_palette_is_refused_or_read_safely(shared):
-    response, seconds = post_image(shared, huge_palette_png())
+def test_huge_palette_is_refused_or_read_safely(client):
+    bound = bound_s(client)
+    response, seconds = post_image(client, huge_palette_png())
     if response.status_code == 200:
         assert_encoding(response.json())
     else:
         assert_error(response, 400, "invalid_image")
-    assert seconds < TIME_BOUND_S
-    still_serving(shared)
+    assert seconds < bound
+    still_serving(client)
 
 
 def test_exif_orientation_is_applied():
@@ -184,51 +196,46 @@ def test_exif_orientation_is_applied():
     assert np.abs(rotated - upright).mean() < np.abs(rotated - sideways).mean() / 4
 
 
-@pytest.mark.parametrize("content_type", ["image/svg+xml", "text/html", "application/octet-stream"])
-def test_other_media_types_are_refused(shared, content_type):
-    response, _ = post_image(shared, VALID["RGBA"], content_type)
+@pytest.mark.parametrize(
+    "content_type", ["image/svg+xml", "text/html", "application/octet-stream", "application/json"]
+)
+def test_other_media_types_are_refused(client, content_type):
+    response, _ = post_image(client, VALID["RGBA"], content_type)
     assert_error(response, 415, "unsupported_media_type")
 
 
-def test_multipart_without_a_file_is_refused(shared):
-    response = shared.post("/encode", data={"note": "no image here"}, files={"other": ("a", b"x")})
+def test_multipart_without_a_file_is_refused(client):
+    response = client.post("/encode", data={"note": "no image here"}, files={"other": ("a", b"x")})
     assert_error(response, 422, "no_image")
-    response = shared.post("/encode", files={"file": (None, b"text, not a file")})
+    response = client.post("/encode", files={"file": (None, b"text, not a file")})
     assert_error(response, 422, "no_image")
 
 
-def test_broken_multipart_is_refused(shared):
+def test_interpolating_one_image_is_refused(client):
+    response = client.post("/interpolate", files={"file": ("a.png", digit, "image/png")})
+    assert_error(response, 422, "invalid_parameters")
+
+
+def test_broken_multipart_is_refused(client):
     headers = {"content-type": "multipart/form-data; boundary=xyz"}
-    response = shared.post("/encode", content=b"--xyz\r\ngarbage", headers=headers)
+    response = client.post("/encode", content=b"--xyz\r\ngarbage", headers=headers)
     assert response.status_code in (400, 422)
     assert_error(response, response.status_code)
 
 
-def test_too_many_images_are_refused(make_client):
-    client = make_client(max_batch_items=3)
-    files = [("file", (f"{i}.png", digit, "image/png")) for i in range(4)]
-    assert_error(client.post("/encode", files=files), 413, "too_many_images")
-
-
-def test_a_50_mb_body_is_refused_before_it_is_read(shared):
+def test_a_50_mb_body_is_refused_before_it_is_read(client):
     body = b"\0" * (50 * 2**20)
-    response, seconds = post_image(shared, body)
+    bound = bound_s(client)
+    response, seconds = post_image(client, body)
     assert_error(response, 413, "payload_too_large")
-    assert seconds < TIME_BOUND_S
+    assert seconds < bound
 
     def chunks():  # no Content-Length: the limit is enforced while reading
         for _ in range(50):
             yield b"\0" * 2**20
 
-    started = time.perf_counter()
-    response = shared.post("/encode", content=chunks(), headers={"content-type": "image/png"})
+    headers = {"content-type": "image/png"}
+    response, seconds = timed(lambda: client.post("/encode", content=chunks(), headers=headers))
     assert_error(response, 413, "payload_too_large")
-    assert time.perf_counter() - started < TIME_BOUND_S
-    still_serving(shared)
-
-
-def test_pixel_limit_is_configurable(make_client):
-    client = make_client(max_image_pixels=1000)
-    response, _ = post_image(client, encoded(stroke(40, 40)))
-    assert_error(response, 413, "image_too_large")
-    assert post_image(client, digit)[0].status_code == 200
+    assert seconds < bound
+    still_serving(client)

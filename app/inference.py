@@ -17,10 +17,10 @@ from torch import Tensor
 
 from app import metrics
 from app.batching import MicroBatcher, Outputs
+from app.contract import ContractError, ModelContract, read_contract
 from app.errors import overloaded
 from app.settings import Settings
 from model import artifact
-from model.heads import capabilities_of
 
 log = logging.getLogger("app.inference")
 
@@ -45,25 +45,39 @@ class ModelLoadError(RuntimeError):
     """The model cannot be served; the message says why in one line."""
 
 
-def load_module(path: Path, device: torch.device) -> tuple[torch.jit.ScriptModule, dict]:
-    """The TorchScript module and its embedded card, or a ModelLoadError saying what is wrong."""
+def load_module(
+    path: Path, device: torch.device
+) -> tuple[torch.jit.ScriptModule, dict, ModelContract]:
+    """The TorchScript module, its embedded card and the contract read from both, or a
+    ModelLoadError saying in one line what is wrong."""
     try:
-        return artifact.load(path, device, SERVED_METHODS)
+        module, card = artifact.load(path, device, SERVED_METHODS)
+        return module, card, read_contract(module, card, device)
     except artifact.ArtifactError as e:
         hint = " (set VAE_MODEL_PATH)" if not path.is_file() else ""
         raise ModelLoadError(f"{e}{hint}") from None
+    except ContractError as e:
+        raise ModelLoadError(f"{path}: {e}") from None
 
 
 class ModelService:
-    def __init__(self, module: torch.jit.ScriptModule, card: dict, device: torch.device, settings):
-        self.card, self.device, self.settings = card, device, settings
+    def __init__(
+        self,
+        module: torch.jit.ScriptModule,
+        card: dict,
+        contract: ModelContract,
+        device: torch.device,
+        settings: Settings,
+    ):
+        self.card, self.contract, self.device, self.settings = card, contract, device, settings
         self.dtype = getattr(torch, settings.precision)  # VAE_PRECISION: weights and inputs
         self.module = module.to(self.dtype)
-        self.latent_dim = int(card.get("latent_dim") or module.latent_dim)
-        self.version = str(card.get("version", "unknown"))
-        self.has_kl = hasattr(module, "kl_divergence")
+        self.latent_dim = contract.latent_dim
+        self.version = contract.version
+        self.has_kl = contract.has_kl
         # the optional heads (model/heads.py) the file has; without one, its routes answer 501
-        self.capabilities = capabilities_of(module)
+        self.capabilities = list(contract.capabilities)
+        self.served: dict | None = None  # the /v2 models (app.oip.models.served_models)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self.outstanding = 0
         self.batchers: dict[str, MicroBatcher] = {}
@@ -94,8 +108,8 @@ class ModelService:
             device = artifact.resolve_device(settings.device)
         except ValueError as e:
             raise ModelLoadError(f"VAE_DEVICE {e}") from None
-        module, card = load_module(Path(settings.model_path), device)
-        return cls(module, card, device, settings)
+        module, card, contract = load_module(Path(settings.model_path), device)
+        return cls(module, card, contract, device, settings)
 
     def start(self) -> None:
         for batcher in self.batchers.values():
@@ -153,7 +167,7 @@ class ModelService:
             metrics.QUEUE_DEPTH.dec()
 
     async def encode(self, x: Tensor) -> Outputs:
-        """(N, 1, 28, 28) -> mu (N, D), sigma (N, D)[, KL (N,)]."""
+        """(N, C, H, W) -> mu (N, D), sigma (N, D)[, KL (N,)]."""
         metrics.IMAGES_ENCODED.inc(len(x))
         return await self.call("encode", x)
 
@@ -167,7 +181,7 @@ class ModelService:
         return (await self.call("reconstruct", x))[0]
 
     async def score(self, x: Tensor, k: int) -> Outputs:
-        """(N, 1, 28, 28) -> elbo, reconstruction, kl, log_likelihood, bits_per_dim,
+        """(N, C, H, W) -> elbo, reconstruction, kl, log_likelihood, bits_per_dim,
         percentile, typical (1.0/0.0), each (N,); the k samples decoded as one batch."""
         metrics.IMAGES_ENCODED.inc(len(x))
         metrics.IMAGES_DECODED.inc(len(x) * k)
@@ -175,19 +189,19 @@ class ModelService:
         return await self.call("score", x, k, batcher=batcher)
 
     async def classify(self, x: Tensor) -> Outputs:
-        """(N, 1, 28, 28) -> digit probabilities (N, 10), mu (N, D)."""
+        """(N, C, H, W) -> class probabilities (N, classes), mu (N, D)."""
         metrics.IMAGES_ENCODED.inc(len(x))
         return await self.call("classify", x)
 
     async def digit_latents(
         self, digits: Tensor, eps: Tensor, u: Tensor, temperature: float
     ) -> Tensor:
-        """z (N, D) from the per-digit latent densities (one small call, not batched)."""
+        """z (N, D) from the per-class latent densities (one small call, not batched)."""
         return (await self.call("digit_latents", eps, digits, u, temperature, batcher=None))[0]
 
     async def warm_up(self) -> None:
         """Run every served method once (first calls are slow: TorchScript profiles them)."""
-        x = torch.rand(2, 1, 28, 28)
+        x = torch.rand(2, *self.contract.image_shape)
         z = torch.randn(2, self.latent_dim)
         for _ in range(2):
             await self.run_in_thread("encode", x)
@@ -198,5 +212,5 @@ class ModelService:
             if "classify" in self.capabilities:
                 await self.run_in_thread("classify", x)
             if "conditional_sampling" in self.capabilities:
-                digits = torch.tensor([0, 9])
+                digits = torch.tensor([0, len(self.contract.classes) - 1])
                 await self.run_in_thread("digit_latents", z, digits, torch.rand(2), 1.0)

@@ -48,6 +48,9 @@ INPUTS = (
 )
 
 
+MNIST_CLASSES = [str(digit) for digit in range(10)]  # the heads' order: digit d is class d
+
+
 def architecture(model_config: dict) -> dict:
     """The fields that describe this architecture (an MLP has no channels); the image shape
     and activation only where they are not MNIST's defaults (e.g. dSprites' 64x64, ReLU)."""
@@ -66,6 +69,8 @@ def build_card(model_config: dict, run: dict, metrics: dict, version: str) -> di
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "latent_dim": model_config["latent_dim"],
         "image_shape": list(IMAGE_SHAPE),
+        "classes": MNIST_CLASSES,
+        "preprocessor": "digit",  # app.digits: find the digit in a photo, make it MNIST-like
         "architecture": architecture(model_config),
         "inputs": INPUTS,
         "likelihood": "Bernoulli",

@@ -19,6 +19,7 @@ import orjson
 import torch
 from PIL import Image
 
+from app.contract import read_contract
 from app.imaging import preprocess
 from app.oip.models import catalogue
 from app.oip.tensors import (
@@ -48,7 +49,7 @@ def png(digit: np.ndarray) -> bytes:
 def main() -> None:
     torch.set_num_threads(1)
     module, card = artifact.load(SHIPPED_MODEL)
-    encoder = catalogue(int(card["latent_dim"]), True)["vae-encoder"]
+    encoder = catalogue(read_contract(module, card))["vae-encoder"]
     settings = Settings()
     digits = load_mnist("test", Path(os.environ["MNIST_DIR"]))[0][:64]
     images = (digits.astype(np.float32) / 255)[:, None]

@@ -1,11 +1,13 @@
 """The models the protocol serves: each VAE operation a client may want as one tensor call.
 
-- `vae-encoder`: image FP32 [-1, 1, 28, 28] in [0, 1] -> mu, sigma FP32 [-1, D], kl FP32 [-1]
-- `vae-decoder`: z FP32 [-1, D] -> image FP32 [-1, 1, 28, 28] (Bernoulli means)
+- `vae-encoder`: image FP32 [-1, C, H, W] in [0, 1] -> mu, sigma FP32 [-1, D], kl FP32 [-1]
+- `vae-decoder`: z FP32 [-1, D] -> image FP32 [-1, C, H, W] (Bernoulli means)
 - `vae-reconstruct`: image -> image, decode(mu): one round trip instead of two
 - `vae-score`: image -> elbo, reconstruction, kl, log_likelihood, bits_per_dim, percentile,
   typical (1/0), each FP32 [-1]; request parameter `k` (importance samples, default 100)
-- `vae-classify`: image -> probabilities FP32 [-1, 10], mu FP32 [-1, D]
+- `vae-classify`: image -> probabilities FP32 [-1, classes], mu FP32 [-1, D]
+
+C, H, W, D and the classes are the model's (app.contract).
 
 The last two exist only when the model file has the capability (GET /model), as /score and
 /classify answer 501 without it. /sample and /interpolate stay REST-only: both are the
@@ -15,11 +17,11 @@ one submission to the micro-batcher.
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
 from torch import Tensor
 
 from app import limits
+from app.contract import ModelContract
 from app.errors import APIError
 from app.inference import SCORE_OUTPUTS, ModelService
 from app.limits import Limit
@@ -27,8 +29,6 @@ from app.oip.schemas import Parameters
 from app.oip.tensors import FLOATS, TensorSpec, bad_tensor
 
 PLATFORM = "pytorch_torchscript"
-IMAGE = TensorSpec("image", (-1, 1, 28, 28), (*FLOATS, "UINT8"), unit_interval=True)
-IMAGE_OUT = TensorSpec("image", (-1, 1, 28, 28))
 DEFAULT_SCORE_K = 100  # as /score
 Run = Callable[[ModelService, Tensor, Parameters], Awaitable[tuple[Tensor, ...]]]
 
@@ -82,33 +82,37 @@ async def score(service: ModelService, x: Tensor, parameters: Parameters) -> tup
     return await service.score(x, k)
 
 
-@lru_cache(maxsize=8)
-def catalogue(
-    latent_dim: int, has_kl: bool, capabilities: tuple[str, ...] = ()
-) -> dict[str, ServedModel]:
-    """Every served model by name, for a module of latent size D (with or without its KL,
-    and with the optional capabilities it has)."""
-    latent = (-1, latent_dim)
+def catalogue(contract: ModelContract) -> dict[str, ServedModel]:
+    """Every served model by name, for a model of this contract (its image shape, latent
+    size D, with or without its KL, and with the optional capabilities it has)."""
+    image_shape = (-1, *contract.image_shape)
+    image = TensorSpec("image", image_shape, (*FLOATS, "UINT8"), unit_interval=True)
+    image_out = TensorSpec("image", image_shape)
+    latent = (-1, contract.latent_dim)
     encoder_outputs = [TensorSpec("mu", latent), TensorSpec("sigma", latent)]
-    if has_kl:
+    if contract.has_kl:
         encoder_outputs.append(TensorSpec("kl", (-1,)))
     z = TensorSpec("z", latent, FLOATS)
     models = [
-        ServedModel("vae-encoder", IMAGE, tuple(encoder_outputs), encode, limits.IMAGES),
-        ServedModel("vae-decoder", z, (IMAGE_OUT,), decode, limits.VECTORS),
-        ServedModel("vae-reconstruct", IMAGE, (IMAGE_OUT,), reconstruct, limits.IMAGES),
+        ServedModel("vae-encoder", image, tuple(encoder_outputs), encode, limits.IMAGES),
+        ServedModel("vae-decoder", z, (image_out,), decode, limits.VECTORS),
+        ServedModel("vae-reconstruct", image, (image_out,), reconstruct, limits.IMAGES),
     ]
-    if "score" in capabilities:
+    if "score" in contract.capabilities:
         scores = tuple(TensorSpec(name, (-1,)) for name in SCORE_OUTPUTS)
-        models.append(ServedModel("vae-score", IMAGE, scores, score, limits.IMAGES))
-    if "classify" in capabilities:
-        classes = (TensorSpec("probabilities", (-1, 10)), TensorSpec("mu", latent))
-        models.append(ServedModel("vae-classify", IMAGE, classes, classify, limits.IMAGES))
+        models.append(ServedModel("vae-score", image, scores, score, limits.IMAGES))
+    if "classify" in contract.capabilities:
+        n_classes = len(contract.classes)
+        classes = (TensorSpec("probabilities", (-1, n_classes)), TensorSpec("mu", latent))
+        models.append(ServedModel("vae-classify", image, classes, classify, limits.IMAGES))
     return {m.name: m for m in models}
 
 
 def served_models(service: ModelService) -> dict[str, ServedModel]:
-    return catalogue(service.latent_dim, service.has_kl, tuple(service.capabilities))
+    """The catalogue of the service's model, made once."""
+    if service.served is None:
+        service.served = catalogue(service.contract)
+    return service.served
 
 
 def find_model(service: ModelService, name: str, version: str | None = None) -> ServedModel:

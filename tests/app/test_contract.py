@@ -1,0 +1,72 @@
+"""The model contract (app.contract): read from the card, checked against the module at load;
+a card that is missing a field or contradicts the methods stops the server with one line."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from app.contract import ContractError, read_contract
+from app.inference import ModelLoadError, ModelService
+from model import artifact
+from tests.conftest import LATENT, SHIPPED_MODEL, tiny_settings
+
+
+def loaded(path: Path) -> tuple[torch.jit.ScriptModule, dict]:
+    return artifact.load(path, torch.device("cpu"))
+
+
+def test_the_shipped_model_reads_as_an_mnist_digit_model():
+    contract = read_contract(*loaded(SHIPPED_MODEL))
+    assert contract.image_shape == (1, 28, 28)
+    assert contract.classes == tuple("0123456789")
+    assert contract.preprocessor == "digit"
+    assert contract.capabilities == {
+        "score": "score",
+        "classify": "classify",
+        "conditional_sampling": "digit_latents",
+    }
+    assert contract.has_kl and contract.latent_dim == 32
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("latent_dim", LATENT + 1, "encode gives mu"),
+        ("latent_dim", 0, "positive integer"),
+        ("image_shape", [3, 28, 28], "encode fails on"),
+        ("image_shape", [2, 28, 28], "C must be 1"),
+        ("image_shape", [28, 28], r"expected \[C, H, W\]"),
+        ("preprocessor", "sharpen", "expected one of"),
+        ("preprocessor", None, "expected one of"),
+        ("classes", ["a", "a"], "distinct"),
+        ("classes", "0123", "list of names"),
+    ],
+)
+def test_a_card_that_contradicts_its_module_names_the_field(tiny_model_file, field, value, message):
+    module, card = loaded(tiny_model_file)
+    card = (
+        {**card, field: value}
+        if value is not None
+        else {k: v for k, v in card.items() if k != field}
+    )
+    with pytest.raises(ContractError, match=message) as raised:
+        read_contract(module, card)
+    assert raised.value.field == field
+    assert "\n" not in str(raised.value)
+
+
+def test_a_labelled_model_needs_as_many_class_names_as_its_classifier(tiny_heads_model_file):
+    module, card = loaded(tiny_heads_model_file)
+    with pytest.raises(ContractError, match="a model with classify"):
+        read_contract(module, {**card, "classes": []})
+    with pytest.raises(ContractError, match="3 names for 10 classes"):
+        read_contract(module, {**card, "classes": ["a", "b", "c"]})
+
+
+def test_the_server_refuses_such_a_file_at_load_in_one_line(tiny_model_file, tmp_path):
+    module, card = loaded(tiny_model_file)
+    bad = artifact.save(module, tmp_path / "bad.pt", {**card, "latent_dim": LATENT * 2})
+    with pytest.raises(ModelLoadError, match="model card field 'latent_dim'") as raised:
+        ModelService.load(tiny_settings(bad))
+    assert "\n" not in str(raised.value)

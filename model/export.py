@@ -294,7 +294,8 @@ def spot_check(model, data_dir: str | None = None, x: torch.Tensor | None = None
     torch.manual_seed(SPOT_CHECK["seed"])
     x = load_test_set(data_dir, SPOT_CHECK["n_images"]) if x is None else x
     result = evaluate(model.eval(), x, SPOT_CHECK["k"], progress=False)
-    return {**SPOT_CHECK, "nll": result["test_nll_iwae"], "elbo": result["test_elbo"]}
+    spot = {**SPOT_CHECK, "n_images": len(x)}
+    return {**spot, "nll": result["test_nll_iwae"], "elbo": result["test_elbo"]}
 
 
 def decode_latency_ms(model, batch: int = 16, repeats: int = 300) -> float:

@@ -13,6 +13,10 @@ from scripts.photos.corpus import CONDITIONS, HAND_MADE
 from scripts.photos.recovery import CLEAN, Reader, recovery
 from tests.conftest import SHIPPED_MODEL
 
+# 11 s of the shipped model on 336 photos (22 s on a loaded runner): the full run's, not the
+# fast lane's; tests/app/test_digits.py keeps the preprocessing steps in the fast lane
+pytestmark = pytest.mark.slow
+
 PER_CONDITION = 24
 FLOOR = 0.6  # every condition
 MEAN_FLOOR = 0.82  # all photo conditions together (336 photos)

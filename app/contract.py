@@ -55,6 +55,25 @@ class ModelContract:
         """Values in one image, C x H x W."""
         return self.channels * self.height * self.width
 
+    def class_index(self, name: str | None = None, index: int | None = None) -> int | None:
+        """The index of a class given by name or by index (None for neither), or a
+        ValueError saying which values this model has."""
+        if name is not None and index is not None:
+            raise ValueError("give the class by name or by index, not both")
+        if name is not None:
+            if name not in self.classes:
+                raise ValueError(f"unknown class {name!r}: this model has {self.class_list()}")
+            return self.classes.index(name)
+        if index is not None and index >= len(self.classes):
+            raise ValueError(
+                f"class index {index} out of range: this model has {len(self.classes)} "
+                f"classes ({self.class_list()})"
+            )
+        return index
+
+    def class_list(self) -> str:
+        return ", ".join(self.classes) or "none"
+
     def summary(self) -> dict:
         """The contract as GET /model shows it."""
         return {

@@ -13,13 +13,16 @@ docs/errors.md's table (tests/app/test_error_docs.py keeps the two in step).
 """
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.exceptions import HTTPException
 
+from app.contract import ModelContract
 from app.errors import APIError
 from app.settings import Settings
 
-IMAGE_SIDE = 28  # every output image is 28x28 before upscaling
+if TYPE_CHECKING:  # app.inference imports this module
+    from app.inference import ModelService
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ IMAGES = Limit("max_batch_items", "too_many_images", "images in one request")
 VECTORS = Limit("max_samples", "too_many_vectors", "latent vectors (n, or rows of z)")
 STEPS = Limit("max_interpolation_steps", "too_many_steps", "interpolation steps")
 OUTPUT_PIXELS = Limit(
-    "max_output_pixels", "output_too_large", "output pixels (images x (28 x scale)^2)"
+    "max_output_pixels", "output_too_large", "output pixels (images x H x W x scale^2)"
 )
 SCORE_K = Limit("max_score_k", "too_many_samples", "importance samples per image (k)")
 SCORE_SAMPLES = Limit(
@@ -86,6 +89,11 @@ LIMITS = (
 )
 
 
-def check_output(images: int, scale: int, settings: Settings) -> None:
+def output_pixels(images: int, scale: int, contract: ModelContract) -> int:
+    """Pixels of `images` of the model's H x W, each upscaled `scale` times per side."""
+    return images * contract.height * contract.width * scale**2
+
+
+def check_output(images: int, scale: int, model: "ModelService") -> None:
     """Refuse a response of `images` images at `scale` before any of them is computed."""
-    OUTPUT_PIXELS.check(images * (IMAGE_SIDE * scale) ** 2, settings)
+    OUTPUT_PIXELS.check(output_pixels(images, scale, model.contract), model.settings)

@@ -62,16 +62,21 @@ class SampleQuery(DecodeQuery):
         ge=0,
         le=10,
         allow_inf_nan=False,
-        description="z ~ N(0, temperature^2 I); with `digit`, scales the spread of that "
-        "digit's latent density",
+        description="z ~ N(0, temperature^2 I); with a class, scales the spread of that "
+        "class's latent density",
+    )
+    class_: str | None = Field(
+        None,
+        alias="class",
+        description="draw z from this class's density in latent space (a Gaussian mixture "
+        "fitted on mu of the training images) instead of the prior: one of the model's class "
+        "names (GET /model: contract.classes); models with the conditional_sampling capability",
     )
     digit: QueryInt | None = Field(
         None,
         ge=0,
-        le=9,
-        description="draw z from this digit's density in latent space (a Gaussian mixture "
-        "fitted on mu of the training digits) instead of the prior; models with the "
-        "conditional_sampling capability",
+        description="the same by the class's index (0 is the first name; for MNIST, the "
+        "digit itself)",
     )
 
 
@@ -97,7 +102,7 @@ class InputQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     include_input: bool = Field(
-        False, description="add `input` to each result: the 28x28 image the encoder saw"
+        False, description="add `input` to each result: the preprocessed image the encoder saw"
     )
 
 

@@ -83,8 +83,10 @@ class InterpolateDigitsRequest(StrictModel):
     each digit, the mean of the component of its latent mixture at the median of the
     component weights (the number of points is the query's `steps`)."""
 
-    digit_start: int = Field(ge=0, le=9, strict=True)  # strict: true is not the digit 1
-    digit_end: int = Field(ge=0, le=9, strict=True)
+    # class indices (the digits, for MNIST), checked against the model's classes;
+    # strict: true is not the class 1
+    digit_start: int = Field(ge=0, strict=True)
+    digit_end: int = Field(ge=0, strict=True)
 
 
 class ImagesResponse(BaseModel):

@@ -66,7 +66,7 @@ async def reconstruct(request: Request, model: Model, query: ReconstructParams) 
     preprocessed `inputs` that the encoder saw and `mu` and `sigma` of q(z|x).
     """
     blobs = await read_uploads(request, model.settings)
-    limits.check_output(len(blobs), query.scale, model.settings)
+    limits.check_output(len(blobs), query.scale, model)
     x = await decode_images(request, blobs, model.settings)
     as_json = wants_json(request, query.format)
     stochastic = query.draw == "z" or query.pixels == "bernoulli"

@@ -31,6 +31,18 @@ router = APIRouter(tags=["images out"])
 INTERPOLATE_BODY = TypeAdapter(InterpolateRequest | InterpolateDigitsRequest)
 
 
+def class_index(model: Model, name: str | None, index: int | None) -> int | None:
+    """The class a request asks for (by name or index), None for none, checked against the
+    model's classes: 501 without conditional sampling, 422 for a class it does not have."""
+    if name is None and index is None:
+        return None
+    require(model, "conditional_sampling")
+    try:
+        return model.contract.class_index(name, index)
+    except ValueError as e:
+        raise APIError(422, "invalid_parameters", str(e)) from None
+
+
 def latent_tensor(rows: list[list[float]], latent_dim: int) -> torch.Tensor:
     """Validated (N, D) float32 tensor: every row of length D, finite."""
     if not rows:
@@ -55,7 +67,7 @@ async def decode(
     pixels=bernoulli). One vector gives one 28x28 PNG, several give a grid."""
     rows = body.z if body.z and isinstance(body.z[0], list) else [body.z]
     limits.VECTORS.check(len(rows), model.settings)
-    limits.check_output(len(rows), query.scale, model.settings)
+    limits.check_output(len(rows), query.scale, model)
     z = latent_tensor(rows, model.latent_dim)
     images = await model.decode(z)
     seed = None
@@ -76,16 +88,15 @@ async def sample(request: Request, model: Model, query: SampleParams) -> Respons
     digit's density in latent space, decoded (means, or binary draws with
     pixels=bernoulli). The seed used is returned (X-Seed header, or `seed` in JSON) so any
     result can be reproduced."""
-    if query.digit is not None:
-        require(model, "conditional_sampling")
+    label = class_index(model, query.class_, query.digit)
     limits.VECTORS.check(query.n, model.settings)
-    limits.check_output(query.n, query.scale, model.settings)
+    limits.check_output(query.n, query.scale, model)
     generator, seed = seeded(query.seed)
     eps = torch.randn(query.n, model.latent_dim, generator=generator)
-    if query.digit is None:
+    if label is None:
         z = eps * query.temperature
     else:
-        digits = torch.full((query.n,), query.digit, dtype=torch.long)
+        digits = torch.full((query.n,), label, dtype=torch.long)
         u = torch.rand(query.n, generator=generator)  # picks a mixture component
         z = await model.digit_latents(digits, eps, u, query.temperature)
     images = await model.decode(z)
@@ -124,7 +135,7 @@ async def interpolate(request: Request, model: Model, query: InterpolateParams) 
     `file` twice; JSON then also returns `inputs`, the two 28x28 images the encoder saw)."""
     steps = query.steps
     limits.STEPS.check(steps, model.settings)
-    limits.check_output(steps, query.scale, model.settings)
+    limits.check_output(steps, query.scale, model)
     start, end, inputs = await interpolation_ends(request, model)
     t = torch.linspace(0, 1, steps).unsqueeze(1)
     z = (1 - t) * start + t * end  # (steps, D)
@@ -146,8 +157,8 @@ async def interpolation_ends(
         except ValidationError as e:
             raise APIError(422, "invalid_parameters", describe_errors(e.errors())) from None
         if isinstance(body, InterpolateDigitsRequest):
-            require(model, "conditional_sampling")
-            digits = torch.tensor([body.digit_start, body.digit_end])
+            ends = [class_index(model, None, d) for d in (body.digit_start, body.digit_end)]
+            digits = torch.tensor(ends)
             median = torch.full((2,), 0.5)  # the component at the median of the weights
             eps = torch.zeros(2, model.latent_dim)
             ends = await model.digit_latents(digits, eps, median, 0.0)

@@ -70,3 +70,29 @@ def test_the_server_refuses_such_a_file_at_load_in_one_line(tiny_model_file, tmp
     with pytest.raises(ModelLoadError, match="model card field 'latent_dim'") as raised:
         ModelService.load(tiny_settings(bad))
     assert "\n" not in str(raised.value)
+
+
+def test_the_class_query_takes_the_model_class_names(heads_client):
+    by_name = heads_client.get("/sample?class=3&n=2&seed=5&format=json")
+    by_index = heads_client.get("/sample?digit=3&n=2&seed=5&format=json")
+    assert by_name.status_code == by_index.status_code == 200
+    assert by_name.json()["pixels"] == by_index.json()["pixels"]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("class=eleven", "unknown class 'eleven': this model has 0, 1, 2"),
+        ("digit=10", "class index 10 out of range: this model has 10 classes"),
+        ("class=1&digit=1", "by name or by index, not both"),
+    ],
+)
+def test_a_class_the_model_does_not_have_is_a_422_naming_its_classes(heads_client, query, message):
+    r = heads_client.get(f"/sample?{query}")
+    assert r.status_code == 422
+    assert r.json()["error"] == "invalid_parameters" and message in r.json()["detail"]
+
+
+def test_interpolation_between_classes_checks_them_against_the_model(heads_client):
+    r = heads_client.post("/interpolate", json={"digit_start": 0, "digit_end": 10})
+    assert r.status_code == 422 and "out of range" in r.json()["detail"]

@@ -37,7 +37,11 @@ def test_invalid_values_are_422_naming_each_field(client):
 @pytest.mark.parametrize(
     ("method", "path", "names"),
     [
-        ("get", "/sample", {"n", "seed", "temperature", "format", "scale", "digit", "pixels"}),
+        (
+            "get",
+            "/sample",
+            {"n", "seed", "temperature", "format", "scale", "class", "digit", "pixels"},
+        ),
         ("post", "/decode", {"format", "scale", "pixels", "seed"}),
         ("post", "/reconstruct", {"format", "scale", "pixels", "seed", "draw"}),
         ("post", "/score", {"k", "include_input"}),

@@ -106,6 +106,15 @@ class ImagesResponse(BaseModel):
     )
 
 
+class ContractResponse(BaseModel):
+    image_shape: list[int] = Field(description="C, H, W of every image in and out")
+    latent_dim: int
+    likelihood: str = Field(description="p(x|z), e.g. bernoulli")
+    classes: list[str] = Field(description="class names (for /classify and ?class=), or none")
+    preprocessor: str = Field(description="how uploads are made model inputs: digit or resize")
+    capabilities: list[str]
+
+
 class ModelResponse(BaseModel):
     """The model card and how it is being served."""
 
@@ -119,6 +128,9 @@ class ModelResponse(BaseModel):
     capabilities: list[str] = Field(
         description="optional abilities of the loaded model file: score, classify, "
         "conditional_sampling (their routes answer 501 not_supported without them)"
+    )
+    contract: ContractResponse = Field(
+        description="what the service read from the model file and serves by (app.contract)"
     )
     card: dict
 

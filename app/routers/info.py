@@ -10,7 +10,8 @@ router = APIRouter(tags=["model"], responses=errors(401, 503))
 
 @router.get("/model", response_model=ModelResponse)
 async def model_card(model: Model) -> ModelResponse:
-    """What is served: version, latent size, device, and the card embedded in the model file
+    """What is served: version, latent size, device, the contract the service serves by
+    (image shape, classes, preprocessor...), and the card embedded in the model file
     (architecture, training, dataset checksums, test figures)."""
     return ModelResponse(
         version=model.version,
@@ -19,5 +20,6 @@ async def model_card(model: Model) -> ModelResponse:
         precision=model.settings.precision,
         batching=model.settings.batching,
         capabilities=model.capabilities,
+        contract=model.contract.summary(),
         card=model.card,
     )

@@ -96,3 +96,10 @@ def test_a_class_the_model_does_not_have_is_a_422_naming_its_classes(heads_clien
 def test_interpolation_between_classes_checks_them_against_the_model(heads_client):
     r = heads_client.post("/interpolate", json={"digit_start": 0, "digit_end": 10})
     assert r.status_code == 422 and "out of range" in r.json()["detail"]
+
+
+def test_the_model_route_shows_the_contract(heads_client):
+    contract = heads_client.get("/model").json()["contract"]
+    assert contract["image_shape"] == [1, 28, 28] and contract["preprocessor"] == "digit"
+    assert contract["classes"] == list("0123456789") and contract["latent_dim"] == LATENT
+    assert set(contract["capabilities"]) == {"score", "classify", "conditional_sampling"}

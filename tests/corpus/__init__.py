@@ -1,0 +1,1 @@
+"""A recorded corpus of requests and responses on the shipped MNIST model (record.py)."""

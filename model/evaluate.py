@@ -21,7 +21,7 @@ from tqdm import tqdm
 from model import artifact
 from model.artifact import ArtifactError
 from model.data import fixed_binarization, load_mnist, to_unit
-from model.vae import iwae_bound, iwae_log_weights
+from model.vae import iwae_bound, iwae_log_weights, likelihood_of
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def evaluate(
     sums = {"elbo": 0.0, "iwae": 0.0}
     bar = tqdm(x.split(per_batch), desc=f"IWAE k={k}", disable=not progress, dynamic_ncols=True)
     for batch in bar:
-        log_w = iwae_log_weights(model, batch, k)  # (k, B)
+        log_w = iwae_log_weights(model, batch, k, likelihood_of(model))  # (k, B)
         sums["elbo"] += log_w.mean(0).sum().item()  # k-sample Monte-Carlo ELBO
         sums["iwae"] += iwae_bound(log_w).sum().item()
     n = len(x)

@@ -52,11 +52,12 @@ MNIST_CLASSES = [str(digit) for digit in range(10)]  # the heads' order: digit d
 
 
 def architecture(model_config: dict) -> dict:
-    """The fields that describe this architecture (an MLP has no channels); the image shape
-    and activation only where they are not MNIST's defaults (e.g. dSprites' 64x64, ReLU)."""
+    """The fields that describe this architecture (an MLP has no channels); the image shape,
+    activation and likelihood only where they are not MNIST's defaults (e.g. dSprites'
+    64x64, ReLU; a folder of colour images' discretised logistic)."""
     fields = {k: model_config[k] for k in ARCH_FIELDS[model_config["arch"]] if k in model_config}
     defaults = VAEConfig()
-    for name in ("image_shape", "activation"):
+    for name in ("image_shape", "activation", "likelihood"):
         if name in model_config and model_config[name] != getattr(defaults, name):
             fields[name] = model_config[name]
     return fields

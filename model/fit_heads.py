@@ -19,8 +19,8 @@ from torch.distributions import MultivariateNormal
 from tqdm import tqdm
 
 from model.data import load_mnist, to_unit
-from model.heads import N_DIGITS, VAEWithHeads
-from model.vae import VAE, VAEConfig, iwae_bound, iwae_log_weights
+from model.heads import N_DIGITS, VAEWithHeads, VAEWithScore
+from model.vae import VAE, VAEConfig, iwae_bound, iwae_log_weights, likelihood_of
 
 
 @dataclass
@@ -111,7 +111,8 @@ def log_likelihoods(model, images: Tensor, k: int, max_rows: int = 20000) -> Ten
     """IWAE(k) log-likelihood of each image (grey levels: soft targets), (N,)."""
     per_batch = max(1, max_rows // k)
     batches = tqdm(images.split(per_batch), desc=f"IWAE k={k}", dynamic_ncols=True)
-    return torch.cat([iwae_bound(iwae_log_weights(model, x, k)) for x in batches])
+    likelihood = likelihood_of(model)
+    return torch.cat([iwae_bound(iwae_log_weights(model, x, k, likelihood)) for x in batches])
 
 
 def fit_heads(
@@ -152,16 +153,25 @@ def fit_heads(
         model.digit_weights[digit], model.digit_means[digit] = weights, means
         model.digit_scale_tril[digit] = tril
 
+    figures = {
+        "config": asdict(cfg),
+        "classifier_test_accuracy": accuracy,
+        "confusion_matrix": confusion.tolist(),
+        **fit_score(model, score_images, cfg),
+    }
+    return model, figures
+
+
+def fit_score(model: VAEWithScore, score_images: Tensor, cfg: HeadsConfig) -> dict:
+    """Fills the score table (sorted IWAE log-likelihoods of `score_images`) and the
+    `typical` threshold of `model`; returns their figures."""
     torch.manual_seed(cfg.seed)
     table = log_likelihoods(model, score_images, cfg.score_k).sort().values
     model.score_table.copy_(table)
     threshold = torch.quantile(table, cfg.typical_percentile / 100)
     model.typical_threshold.copy_(threshold)
     model.score_k = cfg.score_k
-    figures = {
-        "config": asdict(cfg),
-        "classifier_test_accuracy": accuracy,
-        "confusion_matrix": confusion.tolist(),
+    return {
         "test_log_likelihood": {
             "k": cfg.score_k,
             "mean": table.mean().item(),
@@ -169,8 +179,19 @@ def fit_heads(
             "percentiles": {
                 str(q): torch.quantile(table, q / 100).item() for q in (1, 5, 25, 50, 75, 95, 99)
             },
-            "bits_per_dim_mean": -table.mean().item() / (test.images[0].numel() * math.log(2)),
+            "bits_per_dim_mean": -table.mean().item() / (score_images[0].numel() * math.log(2)),
         },
         "typical_threshold": threshold.item(),
     }
-    return model, figures
+
+
+def fit_score_head(
+    vae: VAE, model_config: dict, test: Tensor, cfg: HeadsConfig
+) -> tuple[VAEWithScore, dict]:
+    """A VAEWithScore with the weights of `vae` and its score table from the images `test`
+    (for a model without labels: no classifier, no per-class densities)."""
+    score_images = test[: cfg.score_images] if cfg.score_images else test
+    model = VAEWithScore(VAEConfig(**model_config), len(score_images))
+    model.load_state_dict(vae.state_dict(), strict=False)
+    model.eval()
+    return model, {"config": asdict(cfg), **fit_score(model, score_images, cfg)}

@@ -5,11 +5,14 @@ table, a digit classifier on mu, and per-digit densities in latent space.
 buffers and exported methods; model/fit_heads.py fills them from the MNIST training and
 test sets. An exported file that has these methods offers the capabilities "score",
 "classify" and "conditional_sampling" (CAPABILITIES); an older file simply lacks them.
+`VAEWithScore` has the score alone: a model trained on images without labels
+(`vae-train --images`) offers it, and the service answers 501 for the other two.
 
 Grey levels: the decoder is a Bernoulli model of binary pixels. For x in [0, 1] every
 log p(x|z) here is the expectation over binarizations b ~ Bernoulli(x) (independent per
 pixel), sum_i x_i log p_i + (1 - x_i) log(1 - p_i): the cross-entropy with soft targets,
-which for binary x is exactly log p(x|z).
+which for binary x is exactly log p(x|z). A model with the discretised logistic likelihood
+(model/vae.py) scores 8-bit values with it instead: `self.likelihood` picks.
 """
 
 import math
@@ -28,26 +31,14 @@ CAPABILITIES = {  # capability -> the exported method that provides it
 ScoreOutputs = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
 
 
-class VAEWithHeads(VAE):
+class VAEWithScore(VAE):
+    """The VAE and its score: the IWAE log-likelihood with its test-set table."""
+
     score_k: int  # importance samples behind score_table
 
-    def __init__(
-        self,
-        cfg: VAEConfig,
-        n_components: int = 1,
-        table_size: int = 1,
-        head_hidden: int = 256,
-        n_classes: int = N_DIGITS,  # 10 digits; dSprites: 3 shapes (the `digit_*` names stay)
-    ) -> None:
+    def __init__(self, cfg: VAEConfig, table_size: int = 1) -> None:
         super().__init__(cfg)
-        d, k = cfg.latent_dim, n_classes
         self.score_k = 1
-        self.classifier = mlp([d, head_hidden, head_hidden, k], final_activation=False)
-        # A Gaussian mixture over mu per class: weights (K, C), means (K, C, D) and the
-        # Cholesky factors of the covariances (K, C, D, D).
-        self.register_buffer("digit_weights", torch.full((k, n_components), 1.0))
-        self.register_buffer("digit_means", torch.zeros(k, n_components, d))
-        self.register_buffer("digit_scale_tril", torch.eye(d).expand(k, n_components, d, d).clone())
         # Sorted log-likelihoods of the MNIST test digits (grey levels, K = score_k), and
         # the `typical` threshold (a low percentile of them).
         self.register_buffer("score_table", torch.zeros(table_size))
@@ -58,7 +49,7 @@ class VAEWithHeads(VAE):
         """How likely x (N, 1, 28, 28) is, each (N,): ELBO, its parts E_q[log p(x|z)] and
         KL, the IWAE log-likelihood bound with k samples (one decode of k*N rows), bits per
         pixel, the percentile of the log-likelihood among MNIST test digits, typical."""
-        log_w = iwae_log_weights(self, x, k)  # (k, N)
+        log_w = iwae_log_weights(self, x, k, self.likelihood)  # (k, N)
         mu, sigma = self.encode(x)
         kl = self.kl_divergence(mu, sigma)
         elbo = log_w.mean(0)  # Monte-Carlo ELBO over the same k samples
@@ -81,6 +72,27 @@ class VAEWithHeads(VAE):
         table = self.score_table
         below = torch.searchsorted(table, log_likelihood.to(table.dtype).contiguous())
         return below.to(log_likelihood.dtype) * (100.0 / table.numel())
+
+
+class VAEWithHeads(VAEWithScore):
+    """The VAE, its score, a classifier on mu and a latent density per class."""
+
+    def __init__(
+        self,
+        cfg: VAEConfig,
+        n_components: int = 1,
+        table_size: int = 1,
+        head_hidden: int = 256,
+        n_classes: int = N_DIGITS,  # 10 digits; dSprites: 3 shapes (the `digit_*` names stay)
+    ) -> None:
+        super().__init__(cfg, table_size)
+        d, k = cfg.latent_dim, n_classes
+        self.classifier = mlp([d, head_hidden, head_hidden, k], final_activation=False)
+        # A Gaussian mixture over mu per class: weights (K, C), means (K, C, D) and the
+        # Cholesky factors of the covariances (K, C, D, D).
+        self.register_buffer("digit_weights", torch.full((k, n_components), 1.0))
+        self.register_buffer("digit_means", torch.zeros(k, n_components, d))
+        self.register_buffer("digit_scale_tril", torch.eye(d).expand(k, n_components, d, d).clone())
 
     @torch.jit.export
     def classify(self, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -152,7 +152,8 @@ def evaluate_iwae(model: VAE, x: torch.Tensor, k: int, batch_size: int = 500) ->
     total = 0.0
     with torch.no_grad():
         for batch in x.split(batch_size):
-            total += iwae_bound(iwae_log_weights(model, batch, k)).sum().item()
+            log_w = iwae_log_weights(model, batch, k, model.likelihood)
+            total += iwae_bound(log_w).sum().item()
     model.train()
     return total / len(x)
 

@@ -1,5 +1,7 @@
 """The VAE (Kingma & Welling 2014): a diagonal-Gaussian encoder q(z|x), a Bernoulli decoder
-p(x|z) and a standard-normal prior p(z), with the bounds used to train and evaluate it.
+p(x|z) and a standard-normal prior p(z), with the bounds used to train and evaluate it. For
+8-bit images (colour or grey, `vae-train --images`) the decoder can be a discretised logistic
+per value instead (VAEConfig.likelihood; Salimans et al. 2017).
 
 Every quantity is in nats per image. The module is scriptable: `torch.jit.script(VAE(cfg))`
 keeps the exported methods. The service calls `encode`, `decode` and `reconstruct` (and
@@ -29,9 +31,14 @@ class VAEConfig:
     conv_hidden: int = 512  # width of the dense layer after the convolutions
     image_shape: list[int] = field(default_factory=lambda: list(IMAGE_SHAPE))  # C, H, W
     activation: str = "gelu"  # "gelu" | "relu" (the dSprites conv VAE of Burgess et al. 2018)
+    # p(x|z) per value: "bernoulli" (binary pixels; grey levels as soft targets) or
+    # "discretised_logistic" (8-bit values, 256 bins; Salimans et al. 2017, PixelCNN++)
+    likelihood: str = "bernoulli"
 
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
+# Decoder outputs per image value: a logit, or the logistic's location and log scale.
+LIKELIHOODS = {"bernoulli": 1, "discretised_logistic": 2}
 
 
 def image_shape(cfg: VAEConfig) -> tuple[int, int, int]:
@@ -42,6 +49,14 @@ def image_shape(cfg: VAEConfig) -> tuple[int, int, int]:
 def n_pixels(cfg: VAEConfig) -> int:
     c, h, w = image_shape(cfg)
     return c * h * w
+
+
+def decoder_channels(cfg: VAEConfig) -> int:
+    """Channels of the decoder's output: C logits, or 2C (location, log scale) per value."""
+    if cfg.likelihood not in LIKELIHOODS:
+        raise ValueError(f"unknown likelihood {cfg.likelihood!r} (expected one of "
+                         f"{', '.join(LIKELIHOODS)})")  # fmt: skip
+    return image_shape(cfg)[0] * LIKELIHOODS[cfg.likelihood]
 
 
 def conv_grid(cfg: VAEConfig) -> tuple[int, int]:
@@ -85,15 +100,18 @@ def build_encoder(cfg: VAEConfig) -> nn.Module:
 
 
 def build_decoder(cfg: VAEConfig) -> nn.Module:
-    """z (N, D) -> Bernoulli logits (N, C, H, W); the conv decoder mirrors the encoder."""
+    """z (N, D) -> Bernoulli logits (N, C, H, W), or for the discretised logistic its
+    locations and log scales (N, 2C, H, W); the conv decoder mirrors the encoder."""
     act = ACTIVATIONS[cfg.activation]
+    _, h, w = image_shape(cfg)
+    c_out = decoder_channels(cfg)
     if cfg.arch == "mlp":
-        sizes = [cfg.latent_dim, *reversed(cfg.hidden), n_pixels(cfg)]
-        unflatten = nn.Unflatten(1, image_shape(cfg))
+        sizes = [cfg.latent_dim, *reversed(cfg.hidden), c_out * h * w]
+        unflatten = nn.Unflatten(1, (c_out, h, w))
         return nn.Sequential(mlp(sizes, final_activation=False, act=act), unflatten)
     if cfg.arch == "conv":
         h, w = conv_grid(cfg)
-        widths = [image_shape(cfg)[0], *cfg.channels][::-1]  # e.g. 64, 32, 1
+        widths = [c_out, *cfg.channels][::-1]  # e.g. 64, 32, 1
         layers: list[nn.Module] = [
             nn.Linear(cfg.latent_dim, cfg.conv_hidden),
             act(),
@@ -115,10 +133,12 @@ def encoder_width(cfg: VAEConfig) -> int:
 
 class VAE(nn.Module):
     latent_dim: int
+    likelihood: str  # VAEConfig.likelihood, kept in the exported file
 
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
         self.latent_dim = cfg.latent_dim
+        self.likelihood = cfg.likelihood
         self.encoder = build_encoder(cfg)
         self.to_params = nn.Linear(encoder_width(cfg), 2 * cfg.latent_dim)  # -> (mu, log sigma)
         self.decoder = build_decoder(cfg)
@@ -144,13 +164,19 @@ class VAE(nn.Module):
 
     @torch.jit.export
     def decode_logits(self, z: Tensor) -> Tensor:
-        """z (N, D) -> Bernoulli logits (N, C, H, W)."""
+        """z (N, D) -> the parameters of p(x|z): Bernoulli logits (N, C, H, W), or for the
+        discretised logistic locations and log scales concatenated (N, 2C, H, W)."""
         return self.decoder(z)
 
     @torch.jit.export
     def decode(self, z: Tensor) -> Tensor:
-        """z (N, D) -> pixel probabilities (N, C, H, W) in [0, 1]."""
-        return torch.sigmoid(self.decoder(z))
+        """z (N, D) -> the means of p(x|z), (N, C, H, W) in [0, 1]: pixel probabilities, or
+        the discretised logistic's means."""
+        params = self.decoder(z)
+        if self.likelihood == "discretised_logistic":
+            loc, log_scale = params.chunk(2, dim=-3)
+            return logistic_mean(loc, log_scale)
+        return torch.sigmoid(params)
 
     @torch.jit.export
     def reconstruct(self, x: Tensor) -> Tensor:
@@ -189,6 +215,74 @@ def bernoulli_log_likelihood(logits: Tensor, x: Tensor) -> Tensor:
     )
 
 
+def logistic_scale_log(log_scale: Tensor) -> Tensor:
+    """The decoder's log scale, bounded below at -7 as in PixelCNN++'s code (s >= 9e-4, a
+    tenth of a 1/255 bin): the bounds stay finite however sharp the decoder gets."""
+    return log_scale.clamp(min=-7.0)
+
+
+def discretised_logistic_log_likelihood(params: Tensor, x: Tensor) -> Tensor:
+    """log p(x|z) of 8-bit values under a discretised logistic per value (Salimans et al.
+    2017, "PixelCNN++", eq. 2; one component, no mixture, channels independent given z),
+    summed over values: params (..., 2C, H, W) = (location, log scale), x (..., C, H, W)
+    in [0, 1] on the grid k/255 -> (...).
+
+    P(x) = sigma((x + 1/510 - mu) / s) - sigma((x - 1/510 - mu) / s): the logistic's mass in
+    the bin of width 1/255 around x; the edge bins 0 and 1 take the tails to -inf and +inf.
+    Where the bin's mass underflows (< 1e-5) the density at x times the bin width stands in,
+    as in PixelCNN++'s code.
+    """
+    loc, log_scale = params.chunk(2, dim=-3)
+    log_scale = logistic_scale_log(log_scale)
+    x = x.expand_as(loc)
+    centred = x - loc
+    inv_scale = torch.exp(-log_scale)
+    plus_in = inv_scale * (centred + 0.5 / 255.0)
+    min_in = inv_scale * (centred - 0.5 / 255.0)
+    log_cdf_plus = plus_in - F.softplus(plus_in)  # log sigma(plus_in): the bin of x = 0
+    log_one_minus_cdf_min = -F.softplus(min_in)  # log (1 - sigma(min_in)): the bin of x = 1
+    cdf_delta = torch.sigmoid(plus_in) - torch.sigmoid(min_in)
+    mid_in = inv_scale * centred
+    log_pdf_mid = mid_in - log_scale - 2.0 * F.softplus(mid_in)
+    log_bin = math.log(255.0)  # a local: TorchScript cannot read a global float
+    inner = torch.where(
+        cdf_delta > 1e-5, torch.log(cdf_delta.clamp(min=1e-12)), log_pdf_mid - log_bin
+    )
+    top = torch.where(x > 1.0 - 0.5 / 255.0, log_one_minus_cdf_min, inner)
+    log_p = torch.where(x < 0.5 / 255.0, log_cdf_plus, top)
+    return log_p.sum(dim=(-3, -2, -1))
+
+
+def logistic_mean(loc: Tensor, log_scale: Tensor) -> Tensor:
+    """Mean of the logistic(loc, s) clipped to [0, 1], the discretised distribution's mean up
+    to the rounding to 1/255: E = int_0^1 P(X > t) dt = 1 - s (softplus((1 - loc) / s) -
+    softplus(-loc / s)). (N, C, H, W) each -> (N, C, H, W) in [0, 1]."""
+    scale = logistic_scale_log(log_scale).exp()
+    mean = 1.0 - scale * (F.softplus((1.0 - loc) / scale) - F.softplus(-loc / scale))
+    return mean.clamp(0.0, 1.0)
+
+
+def log_likelihood(params: Tensor, x: Tensor, likelihood: str) -> Tensor:
+    """log p(x|z) summed over values, for the decoder's output `params` (decode_logits) and
+    images x (..., C, H, W) in [0, 1] -> (...). A mismatch of channels is an error, never a
+    silent broadcast (a grey image against 2 channels of logistic parameters)."""
+    c = x.shape[-3]
+    if likelihood == "discretised_logistic":
+        if params.shape[-3] != 2 * c:
+            raise ValueError("discretised_logistic needs 2C decoder channels")
+        return discretised_logistic_log_likelihood(params, x)
+    if likelihood != "bernoulli":
+        raise ValueError("unknown likelihood: expected bernoulli or discretised_logistic")
+    if params.shape[-3] != c:
+        raise ValueError("bernoulli needs C decoder channels")
+    return bernoulli_log_likelihood(params, x)
+
+
+def likelihood_of(model) -> str:
+    """A model's likelihood; files exported before it was recorded are Bernoulli."""
+    return str(getattr(model, "likelihood", "bernoulli"))
+
+
 def gaussian_kl(mu: Tensor, log_sigma: Tensor) -> Tensor:
     """KL(N(mu, sigma^2) || N(0, I)) in closed form, summed over D: (N, D) -> (N,)."""
     return 0.5 * (mu.pow(2) + (2 * log_sigma).exp() - 1 - 2 * log_sigma).sum(dim=-1)
@@ -202,8 +296,8 @@ def gaussian_log_density(z: Tensor, mu: Tensor, log_sigma: Tensor) -> Tensor:
 
 def elbo_terms(model: VAE, x: Tensor) -> tuple[Tensor, Tensor]:
     """Per-image reconstruction term E_q[log p(x|z)] (one sample) and KL, each (N,)."""
-    logits, mu, log_sigma = model(x)
-    return bernoulli_log_likelihood(logits, x), gaussian_kl(mu, log_sigma)
+    params, mu, log_sigma = model(x)
+    return log_likelihood(params, x, model.likelihood), gaussian_kl(mu, log_sigma)
 
 
 with artifact.torchscript():  # torch.jit's deprecation warning, silenced as in artifact
@@ -221,29 +315,38 @@ with artifact.torchscript():  # torch.jit's deprecation warning, silenced as in 
 
 
 def log_weight_terms(
-    model: LatentVariableModel, x: Tensor, mu: Tensor, log_sigma: Tensor, k: int
+    model: LatentVariableModel,
+    x: Tensor,
+    mu: Tensor,
+    log_sigma: Tensor,
+    k: int,
+    likelihood: str = "bernoulli",
 ) -> tuple[Tensor, Tensor]:
     """The two parts of the importance log-weights for k samples z_k ~ q(z|x) per image:
     log p(x|z_k) and log p(z_k) - log q(z_k|x), each (k, N). The one place they are written:
     training (which scales the second by beta) and evaluation both call it.
 
-    The k samples of all N images are decoded as one batch of k*N rows.
+    The k samples of all N images are decoded as one batch of k*N rows. `likelihood` is the
+    model's (VAE.likelihood; `likelihood_of` for a loaded file).
     """
     z = reparameterize_k(mu, log_sigma, k)  # (k, N, D)
-    logits = model.decode_logits(z.flatten(0, 1)).unflatten(0, (k, x.shape[0]))
-    log_px_z = bernoulli_log_likelihood(logits, x)
+    params = model.decode_logits(z.flatten(0, 1)).unflatten(0, (k, x.shape[0]))
+    log_px_z = log_likelihood(params, x, likelihood)
     log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
     return log_px_z, log_pz - gaussian_log_density(z, mu, log_sigma)
 
 
-def iwae_log_weights(model: LatentVariableModel, x: Tensor, k: int) -> Tensor:
+def iwae_log_weights(
+    model: LatentVariableModel, x: Tensor, k: int, likelihood: str = "bernoulli"
+) -> Tensor:
     """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for k samples per image: (k, N).
 
     `model` is anything with `encode` and `decode_logits` (the eager VAE or the
-    exported TorchScript module), so the shipped file can be evaluated directly.
+    exported TorchScript module), so the shipped file can be evaluated directly; pass its
+    `likelihood_of(model)`.
     """
     mu, sigma = model.encode(x)
-    log_px_z, log_prior_ratio = log_weight_terms(model, x, mu, sigma.log(), k)
+    log_px_z, log_prior_ratio = log_weight_terms(model, x, mu, sigma.log(), k, likelihood)
     return log_px_z + log_prior_ratio
 
 
@@ -263,7 +366,7 @@ def training_loss(model: VAE, x: Tensor, k: int = 1, beta: float = 1.0) -> dict[
         loss = -(recon - beta * kl)
     else:
         mu, log_sigma = model.encode_params(x)
-        log_px_z, log_prior_ratio = log_weight_terms(model, x, mu, log_sigma, k)
+        log_px_z, log_prior_ratio = log_weight_terms(model, x, mu, log_sigma, k, model.likelihood)
         loss = -iwae_bound(log_px_z + beta * log_prior_ratio)
         recon, kl = log_px_z.mean(0), gaussian_kl(mu, log_sigma)
     return {"loss": loss.mean(), "recon": recon.mean().detach(), "kl": kl.mean().detach()}

@@ -233,6 +233,10 @@ def card_markdown(card: dict) -> str:
         from model import dsprites_card
 
         return dsprites_card.card_markdown(card)
+    from model import images_card
+
+    if images_card.is_own(card):
+        return images_card.card_markdown(card)
     m = card["metrics"]
     arch = card["architecture"]
     rows = "\n".join(f"| {name} | {nll:.2f} |" for name, nll in card["published_nll"].items())
@@ -364,27 +368,35 @@ def card_from_checkpoint(args: argparse.Namespace) -> tuple[VAE, dict]:
         images = state["config"]["epochs"] * state["config"]["epoch_images"]
         run["images_seen"] = images * run["checkpoint"]["epoch"] // state["config"]["epochs"]
         return model, dsprites_card.build_card(state["config"]["model"], run, metrics, args.version)
+    if state["config"].get("dataset") == "images":  # vae-train --images: model/images_card.py
+        from model import images_card
+
+        return model, images_card.build_card(state["config"], run, metrics, args.version)
     return model, build_card(state["config"]["model"], run, metrics, args.version)
 
 
 def with_heads(vae: VAE, card: dict, args: argparse.Namespace, command: str) -> tuple:
     """The VAE with fitted heads, and the card with their figures under `capabilities`."""
+    from model import images_card
     from model.fit_heads import Digits, HeadsConfig, fit_heads
     from model.heads import CAPABILITIES
 
     started = time.perf_counter()
     cfg = HeadsConfig(n_components=args.components, score_k=args.score_k)
-    if card["name"] == "vae-dsprites":  # 3 shapes, held-out factor combinations
-        from model import dsprites_card
-
-        cfg.score_images = dsprites_card.SCORE_IMAGES
-        train, test = dsprites_card.heads_data(cfg.seed)
+    if images_card.is_own(card):  # the run's own images; without classes the score alone
+        model, figures = images_card.fit(vae, card, cfg)
     else:
-        train, test = Digits.load("train", args.data_dir), Digits.load("test", args.data_dir)
-    n_classes = len(card.get("classes", range(10)))
-    model, figures = fit_heads(vae, card["architecture"], train, test, cfg, n_classes)
-    figures["methods"] = ["score", "percentile", "classify", "digit_latents"]
-    figures["provides"] = list(CAPABILITIES)
+        if card["name"] == "vae-dsprites":  # 3 shapes, held-out factor combinations
+            from model import dsprites_card
+
+            cfg.score_images = dsprites_card.SCORE_IMAGES
+            train, test = dsprites_card.heads_data(cfg.seed)
+        else:
+            train, test = Digits.load("train", args.data_dir), Digits.load("test", args.data_dir)
+        n_classes = len(card.get("classes", range(10)))
+        model, figures = fit_heads(vae, card["architecture"], train, test, cfg, n_classes)
+        figures["methods"] = ["score", "percentile", "classify", "digit_latents"]
+    figures["provides"] = [c for c, method in CAPABILITIES.items() if method in figures["methods"]]
     figures["command"] = command
     figures["minutes"] = round((time.perf_counter() - started) / 60, 1)
     figures["hardware"] = f"{torch.get_num_threads()} CPU thread(s), shared machine"
@@ -395,6 +407,17 @@ def with_heads(vae: VAE, card: dict, args: argparse.Namespace, command: str) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
+    from model.images import FolderError
+
+    try:
+        export_main(argv)
+    except FolderError as e:  # a run on your own images whose folder moved or changed
+        raise SystemExit(f"vae-export: {e}") from None
+
+
+def export_main(argv: list[str] | None = None) -> None:
+    from model import images_card
+
     args = parse_args(argv)
     command = " ".join(["vae-export", *(argv if argv is not None else sys.argv[1:])])
     if args.from_torchscript:
@@ -408,6 +431,11 @@ def main(argv: list[str] | None = None) -> None:
         from model import dsprites_card
 
         spot = spot_check(model, x=dsprites_card.spot_check_images())
+    elif images_card.is_own(card):
+        if Path(args.out) == Path("model/vae_mnist.pt"):  # --out's default: the shipped file
+            raise SystemExit("vae-export: give --out FILE (the default is the MNIST model's)")
+        spot = spot_check(model, x=images_card.spot_check_images(card))
+        spot["bits_per_dim"] = images_card.bits_per_dim(spot["nll"], card)
     else:
         spot = spot_check(model, args.data_dir)
     if "spot_check" in metrics and abs(metrics["spot_check"]["nll"] - spot["nll"]) > 1e-3:

@@ -10,6 +10,9 @@ IWAE-k bound for k > 1).
     vae-train --dataset dsprites --epochs 16 --epoch-images 100000 --out runs/dsprites
                                                      # a beta-VAE on dSprites (model/dsprites.py),
                                                      # conv 64x64 of Burgess et al. 2018, beta 4
+    vae-train --images DIR --image-size 32 --arch conv --out runs/mine
+                                                     # your own PNG/JPEG folder (model/images.py;
+                                                     # docs/own-model.md): discretised logistic
 
 Writes into --out: last.pt and best.pt (weights, optimizer, config, epoch), metrics.jsonl
 (one line per epoch) and, with matplotlib installed, the plots of model/plots.py.
@@ -33,9 +36,18 @@ import torch
 from tqdm import tqdm
 
 from model import dsprites
+from model import images as folders
 from model.artifact import resolve_device
 from model.data import binarize, fixed_binarization, load_mnist, split_train_val, to_unit
-from model.vae import VAE, VAEConfig, elbo_terms, iwae_bound, iwae_log_weights, training_loss
+from model.vae import (
+    VAE,
+    VAEConfig,
+    conv_grid,
+    elbo_terms,
+    iwae_bound,
+    iwae_log_weights,
+    training_loss,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +71,9 @@ class TrainConfig:
     dataset: str = "mnist"  # mnist | dsprites (rendered from its factors, model/dsprites.py)
     beta: float = 1.0  # KL weight after the warm-up: 1 is the VAE, > 1 a beta-VAE
     epoch_images: int = 0  # images per epoch (0: the whole training set; dSprites: a share)
+    images: str | None = None  # dataset "images": the folder (model/images.py)
+    image_size: int = 0  # images cropped and resized to S x S (0: as they are, one size)
+    classes: list[str] = field(default_factory=list)  # the folder's class names (none: [])
 
 
 def kl_weight(cfg: TrainConfig, epoch: int, step: int, steps_per_epoch: int) -> float:
@@ -98,6 +113,10 @@ def epoch_batches(x, cfg: TrainConfig, generator: torch.Generator) -> tuple[Iter
         batches = (b.to(device) for b in dsprites.batches(x, cfg.batch_size, n, rng))
         return batches, math.ceil(n / cfg.batch_size), n
     split = x[torch.randperm(len(x), generator=generator)].split(cfg.batch_size)
+    if cfg.dataset == "images":  # uint8 on the device; the logistic models the 8-bit values
+        unit = (batch.float().div_(255.0) for batch in split)
+        bernoulli = cfg.model.likelihood == "bernoulli"
+        return (binarize(b) if bernoulli else b for b in unit), len(split), len(x)
     return (binarize(batch) for batch in split), len(split), len(x)
 
 
@@ -190,12 +209,23 @@ def load_checkpoint(path: str | Path) -> tuple[VAE, dict]:
     return model, state
 
 
-def training_data(cfg: TrainConfig, device: torch.device) -> tuple:
+def training_data(
+    cfg: TrainConfig, device: torch.device, folder: folders.ImageFolder | None = None
+) -> tuple:
     """(what train_epoch draws from, fixed binary validation images on the device).
 
     dSprites: the training combinations of dsprites.split() (the test ones never seen) as
     indices, less cfg.val_size of them kept for validation.
+    Images: the folder's uint8 images less a held-out tenth (folders.split_indices); the
+    validation images as they are (discretised logistic) or fixed-binarized (Bernoulli).
     """
+    if cfg.dataset == "images":
+        folder = folder or folders.load_folder(cfg.images, cfg.image_size)
+        train_index, val_index = folders.split_indices(len(folder), cfg.val_size, cfg.seed)
+        x_val = folder.unit(val_index)
+        if cfg.model.likelihood == "bernoulli":
+            x_val = fixed_binarization(x_val, cfg.seed)
+        return folder.images[torch.as_tensor(train_index)].to(device), x_val.to(device)
     if cfg.dataset == "dsprites":
         train_index, _ = dsprites.split()
         order = np.random.default_rng(cfg.seed).permutation(train_index)
@@ -207,14 +237,20 @@ def training_data(cfg: TrainConfig, device: torch.device) -> tuple:
     return x_train, fixed_binarization(to_unit(val_images), cfg.seed).to(device)
 
 
-def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
-    """Run the training loop; returns the path of the best checkpoint."""
+def train(
+    cfg: TrainConfig,
+    out: Path,
+    resume: Path | None = None,
+    folder: folders.ImageFolder | None = None,
+) -> Path:
+    """Run the training loop; returns the path of the best checkpoint. `folder`: the images
+    of cfg.images when already read (main reads them first, to check them)."""
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     out.mkdir(parents=True, exist_ok=True)
 
-    x_train, x_val = training_data(cfg, device)
+    x_train, x_val = training_data(cfg, device, folder)
 
     if cfg.init_from and resume is None:  # fine-tuning: the checkpoint's architecture and weights
         model, init = load_checkpoint(cfg.init_from)
@@ -258,9 +294,12 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
                 best = figures[key]
                 save_checkpoint(out / "best.pt", model, optimizer, cfg, epoch, best, figures)
             save_checkpoint(out / "last.pt", model, optimizer, cfg, epoch, best, figures)
+            bits = ""  # 8-bit images: the ELBO in bits per dimension, the usual unit
+            if cfg.dataset == "images":
+                bits = f" = {-val['elbo'] / (x_val[0].numel() * math.log(2)):.3f} bits/dim"
             tqdm.write(
                 f"epoch {epoch + 1}: train loss {train_stats['loss']:.2f}  "
-                f"val ELBO {val['elbo']:.2f} (KL {val['kl']:.2f})  {seconds:.0f}s"
+                f"val ELBO {val['elbo']:.2f}{bits} (KL {val['kl']:.2f})  {seconds:.0f}s"
             )
     except KeyboardInterrupt:
         last = max(epoch - 1, start - 1)
@@ -289,6 +328,25 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, Path |
         "--init-from", default=None, help="fine-tune: start from this checkpoint's weights"
     )
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR)")
+    p.add_argument(
+        "--images",
+        default=None,
+        help="train on a folder of PNG/JPEG images instead (model/images.py): DIR/<class>/* "
+        "for classes, DIR/* without; sets the defaults to conv, discretised logistic",
+    )
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=0,
+        help="crop the centre square and resize to S x S (default: as they are, one size)",
+    )
+    p.add_argument(
+        "--likelihood",
+        default=None,
+        choices=["bernoulli", "discretised_logistic"],
+        help="p(x|z) per value (default: bernoulli; with --images discretised_logistic, "
+        "Salimans et al. 2017)",
+    )
     p.add_argument(
         "--dataset",
         default=d.dataset,
@@ -335,6 +393,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, Path |
     defaults = dataclasses.asdict(m) | dataclasses.asdict(d)
     if a.dataset == "dsprites":
         defaults |= dsprites_defaults
+    if a.images is not None:  # 8-bit images of any shape: conv, the discretised logistic
+        if a.dataset != "mnist":
+            p.error("--images and --dataset are alternatives: give one")
+        a.dataset = "images"
+        defaults |= dict(arch="conv", likelihood="discretised_logistic")
+    if a.image_size < 0:
+        p.error("--image-size must be positive")
     for name in ("arch", "latent_dim", "channels", "conv_hidden", "beta", "batch_size", "lr"):
         if getattr(a, name) is None:
             setattr(a, name, defaults[name])
@@ -342,12 +407,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, Path |
         a.kl_warmup_epochs = 0 if a.init_from else defaults["kl_warmup_epochs"]
     model_cfg = VAEConfig(
         a.arch, a.latent_dim, a.hidden, a.channels, a.conv_hidden,
-        defaults["image_shape"], defaults["activation"],
+        defaults["image_shape"], defaults["activation"], a.likelihood or defaults["likelihood"],
     )  # fmt: skip
     cfg = TrainConfig(
         model_cfg, a.epochs, a.batch_size, a.lr, a.min_lr, a.iw_samples,
         a.kl_warmup_epochs, a.val_size, a.seed, a.device, a.threads, a.data_dir, a.init_from,
-        a.dataset, a.beta, a.epoch_images,
+        a.dataset, a.beta, a.epoch_images, a.images, a.image_size,
     )  # fmt: skip
     if a.resume:  # the checkpoint's own config wins, except for the length of the run and
         # where it runs (device, threads, data folder), which belong to this machine
@@ -362,11 +427,49 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, Path |
     return cfg, Path(a.out), Path(a.resume) if a.resume else None, not a.no_plots
 
 
+def with_folder(cfg: TrainConfig) -> tuple[TrainConfig, folders.ImageFolder]:
+    """Reads cfg.images; the config gains the images' shape and class names. Raises
+    folders.FolderError (one line) for a folder or size the model cannot train on."""
+    cfg = dataclasses.replace(cfg, images=str(Path(cfg.images).resolve()))  # export reads it
+    folder = folders.load_folder(cfg.images, cfg.image_size)
+    shape, previous = folder.image_shape, cfg.model.image_shape
+    if cfg.classes and (folder.classes != cfg.classes or shape != previous):  # --resume
+        raise folders.FolderError(
+            f"{cfg.images} now holds {shape} images of classes {folder.classes}; the run was "
+            f"trained on {previous}, {cfg.classes}"
+        )
+    cfg = dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, image_shape=shape), classes=folder.classes
+    )
+    if cfg.model.arch == "conv":
+        try:
+            conv_grid(cfg.model)
+        except ValueError:
+            factor = 2 ** len(cfg.model.channels)
+            raise folders.FolderError(
+                f"{shape[1]}x{shape[2]} images do not fit the conv network's {factor}x "
+                f"downsampling (one halving per --channels entry): give --image-size a "
+                f"multiple of {factor}"
+            ) from None
+    return cfg, folder
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     cfg, out, resume, plots = parse_args(argv)
+    folder = None
+    if cfg.dataset == "images":
+        try:
+            cfg, folder = with_folder(cfg)
+        except folders.FolderError as e:
+            sys.exit(f"vae-train: {e}")  # one line on stderr, exit status 1
+        log.info(
+            "%d images %s, classes %s, %d skipped",
+            len(folder), "x".join(map(str, folder.image_shape)), folder.classes or "none",
+            len(folder.skipped),
+        )  # fmt: skip
     try:
-        best = train(cfg, out, resume)
+        best = train(cfg, out, resume, folder)
     except KeyboardInterrupt:
         sys.exit(130)
     log.info("best checkpoint: %s", best)

@@ -2,6 +2,7 @@
 
     vae-serve                          # http://127.0.0.1:8000, the shipped model
     vae-serve --host 0.0.0.0 --port 8080 --workers 2
+    vae-serve --check                  # one request to each route in-process, then exit
 
 Unlike bare `uvicorn app.main:app`, it exits 0 after a graceful SIGTERM drain.
 """
@@ -10,10 +11,12 @@ import argparse
 import os
 import signal
 import socket
+import sys
 import tempfile
 
 import uvicorn
 
+from app import selfcheck
 from app.settings import Settings
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -40,7 +43,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", default=settings.host, help="default: $VAE_HOST or %(default)s")
     p.add_argument("--port", type=int, default=settings.port, help="default: %(default)s")
     p.add_argument("--workers", type=int, default=settings.workers, help="default: %(default)s")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="load the model, send one request to each route in-process, exit 0 if all answer",
+    )
     args = p.parse_args(argv)
+    if args.check:
+        sys.exit(selfcheck.run(settings))
     if args.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="vae-metrics-")
     options = {

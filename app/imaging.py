@@ -26,8 +26,11 @@ UNREADABLE = (OSError, ValueError, SyntaxError, EOFError, struct.error)  # what 
 PNG_DEFLATE_LEVEL = 1  # ISA-L levels are 0-3; 1: zlib level 1 size, 3x faster
 
 
-def open_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Decode an upload, refusing oversized images before their pixels are decompressed."""
+def open_image(
+    data: bytes, max_pixels: int, work_side: int = digits.WORK_SIDE, draft_mode: str = "L"
+) -> Image.Image:
+    """Decode an upload, refusing oversized images before their pixels are decompressed. A
+    JPEG is decoded reduced (DCT scaling), in `draft_mode`, no smaller than `work_side`."""
     if not data:
         raise APIError(400, "invalid_image", "the image is empty (0 bytes)")
     try:
@@ -42,12 +45,13 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
             pixels = width * height
             limits.IMAGE_PIXELS.enforce(pixels, max_pixels, f"{width}x{height} = {pixels}")
             image.seek(0)  # first frame of an animation
-            shrink = digits.WORK_SIDE / max(width, height)
+            shrink = work_side / max(width, height)
             if image.format == "JPEG" and shrink < 1:
                 # A photo is decoded straight to a reduced greyscale (DCT scaling by 1/2 to
                 # 1/8), no smaller than what app.digits analyses: a 640x480 JPEG decodes at
                 # 320x240 in ~1/3 of the time, a 4032x3024 one at 504x378.
-                image.draft("L", (max(1, round(width * shrink)), max(1, round(height * shrink))))
+                size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
+                image.draft(draft_mode, size)
             image.load()
             return ImageOps.exif_transpose(image)
     except APIError:
@@ -153,15 +157,26 @@ def preprocess(data: bytes, max_pixels: int) -> np.ndarray:
     return digits.mnist_like(grey)[None].astype(np.float32)
 
 
+def channels_last(images: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) model images -> (N, H, W) for grey, (N, H, W, 3) for RGB: the layout of
+    PNG rows and of the JSON pixel arrays."""
+    if images.shape[1] == 1:
+        return images[:, 0]
+    return np.ascontiguousarray(images.transpose(0, 2, 3, 1))  # orjson writes C order only
+
+
 def grid(images: np.ndarray, columns: int | None = None, gap: int = 2) -> np.ndarray:
-    """(N, 1, H, W) -> one (rows*(H+gap)-gap, cols*(W+gap)-gap) mosaic, built in one copy."""
+    """(N, C, H, W) -> one mosaic of (rows*(H+gap)-gap, cols*(W+gap)-gap) pixels, each a
+    grey value or (for RGB) 3, built in one copy."""
     n, _, h, w = images.shape
+    pixels = channels_last(images)
     columns = columns or math.ceil(math.sqrt(n))
     rows = math.ceil(n / columns)
-    padded = np.zeros((rows * columns, h + gap, w + gap), dtype=images.dtype)
-    padded[:n, :h, :w] = images[:, 0]
-    mosaic = padded.reshape(rows, columns, h + gap, w + gap).transpose(0, 2, 1, 3)
-    return mosaic.reshape(rows * (h + gap), columns * (w + gap))[:-gap, :-gap]
+    padded = np.zeros((rows * columns, h + gap, w + gap, *pixels.shape[3:]), dtype=images.dtype)
+    padded[:n, :h, :w] = pixels
+    mosaic = padded.reshape(rows, columns, h + gap, w + gap, -1).transpose(0, 2, 1, 3, 4)
+    mosaic = mosaic.reshape(rows * (h + gap), columns * (w + gap), *pixels.shape[3:])
+    return mosaic[:-gap, :-gap]
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -169,20 +184,23 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def to_png(pixels: np.ndarray, scale: int = 1) -> bytes:
-    """(H, W) in [0, 1] -> 8-bit greyscale PNG bytes, optionally upscaled (nearest).
+    """(H, W) or (H, W, 3) in [0, 1] -> 8-bit greyscale or RGB PNG bytes, optionally
+    upscaled (nearest).
 
     Written here rather than by Pillow: Pillow tries every PNG row filter on every row,
     which took as long as compressing, and zlib's deflate is 3x slower than ISA-L's at the
     same size (image grids of /sample n=16: 218 us with Pillow, 52 us here; see
     docs/benchmarks.md). Rows are stored unfiltered, deflated at ISA-L level 1.
     """
-    grey = (np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8)
+    values = (np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8)
     if scale > 1:
-        grey = grey.repeat(scale, axis=0).repeat(scale, axis=1)
-    height, width = grey.shape
-    rows = np.zeros((height, width + 1), dtype=np.uint8)  # each row starts with filter 0
-    rows[:, 1:] = grey
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+        values = values.repeat(scale, axis=0).repeat(scale, axis=1)
+    height, width = values.shape[:2]
+    row_bytes = values[0].size
+    rows = np.zeros((height, row_bytes + 1), dtype=np.uint8)  # each row starts with filter 0
+    rows[:, 1:] = values.reshape(height, row_bytes)
+    colour_type = 0 if values.ndim == 2 else 2  # 8-bit greyscale, or 8-bit RGB
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     return b"".join(
         (
             PNG_SIGNATURE,
@@ -194,9 +212,13 @@ def to_png(pixels: np.ndarray, scale: int = 1) -> bytes:
 
 
 def images_png(images: np.ndarray, scale: int = 1, columns: int | None = None) -> bytes:
-    """One PNG: the image itself for N=1, else a grid of all N (square unless `columns`)."""
-    return to_png(images[0, 0] if len(images) == 1 else grid(images, columns), scale)
+    """(N, C, H, W) -> one PNG: the image itself for N=1, else a grid of all N (square
+    unless `columns`)."""
+    return to_png(channels_last(images)[0] if len(images) == 1 else grid(images, columns), scale)
 
 
 def png_base64(images: np.ndarray, scale: int = 1) -> list[str]:
-    return [base64.b64encode(to_png(image[0], scale)).decode("ascii") for image in images]
+    """(N, C, H, W) -> one base64 PNG per image."""
+    return [
+        base64.b64encode(to_png(image, scale)).decode("ascii") for image in channels_last(images)
+    ]

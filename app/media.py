@@ -1,7 +1,8 @@
 """Reading image uploads (multipart or raw body) and writing image results (PNG or JSON)."""
 
 from collections.abc import Callable
-from typing import TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import numpy as np
@@ -10,7 +11,8 @@ import torch
 from fastapi import Request, Response
 from starlette.datastructures import UploadFile
 
-from app import digits, imaging, limits
+from app import imaging, limits, resizing
+from app.contract import ModelContract
 from app.errors import APIError
 from app.queries import OutputFormat
 from app.settings import Settings
@@ -19,6 +21,10 @@ RAW_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/bmp", "image/w
 INLINE_DECODE_BYTES = 16 * 1024
 INLINE_ENCODE_PIXELS = 100_000  # larger outputs are written to PNG off the event loop
 T = TypeVar("T")
+Preprocess = Callable[[bytes, int], np.ndarray]  # upload bytes, max pixels -> (C, H, W)
+
+if TYPE_CHECKING:  # app.inference imports app.limits, which this module imports too
+    from app.inference import ModelService
 
 
 def image_form(description: str, min_items: int = 1, max_items: int | None = None) -> dict:
@@ -91,30 +97,42 @@ async def read_uploads(request: Request, settings: Settings) -> list[bytes]:
     )
 
 
-async def read_images(request: Request, settings: Settings) -> torch.Tensor:
-    """Uploads -> (N, 1, 28, 28) float32 in [0, 1], preprocessed like MNIST off the event loop."""
-    return await decode_images(request, await read_uploads(request, settings), settings)
+def preprocessor(contract: ModelContract) -> Preprocess:
+    """The preprocessor the model's card names: the MNIST digit finder (app.digits, through
+    app.imaging), or a plain resize to the model's shape (app.resizing)."""
+    if contract.preprocessor == "digit":
+        return imaging.preprocess
+    return partial(resizing.preprocess, shape=contract.image_shape)
 
 
-async def decode_images(request: Request, blobs: list[bytes], settings: Settings) -> torch.Tensor:
-    """Image files -> (N, 1, 28, 28) float32 in [0, 1], preprocessed like MNIST."""
+async def read_images(request: Request, model: "ModelService") -> torch.Tensor:
+    """Uploads -> (N, C, H, W) float32 in [0, 1], the model's inputs, made off the event loop."""
+    return await decode_images(request, await read_uploads(request, model.settings), model)
+
+
+async def decode_images(
+    request: Request, blobs: list[bytes], model: "ModelService"
+) -> torch.Tensor:
+    """Image files -> (N, C, H, W) float32 in [0, 1], by the model's preprocessor."""
+    preprocess, most = preprocessor(model.contract), model.settings.max_image_pixels
 
     def preprocess_all() -> list[np.ndarray]:
-        return [
-            preprocess_one(b, i, len(blobs), settings.max_image_pixels) for i, b in enumerate(blobs)
-        ]
+        return [preprocess_one(preprocess, b, i, len(blobs), most) for i, b in enumerate(blobs)]
 
-    # A few 28x28 images (a PNG is ~0.3 KB) decode faster than a thread hand-off; others
-    # go to threads so the event loop keeps serving; at most VAE_DECODE_THREADS at
-    # once (app.main), not anyio's default 40, which had 128 concurrent photos decoding
-    # together: all their buffers alive at once, on one or two cores.
-    arrays = await run(request, decodes_inline(blobs), preprocess_all)
+    # A few model-sized images (a 28x28 PNG is ~0.3 KB) decode faster than a thread
+    # hand-off; others go to threads so the event loop keeps serving; at most
+    # VAE_DECODE_THREADS at once (app.main), not anyio's default 40, which had 128
+    # concurrent photos decoding together: all their buffers alive at once, on one or two
+    # cores.
+    size = (model.contract.width, model.contract.height)
+    arrays = await run(request, decodes_inline(blobs, size), preprocess_all)
     return torch.from_numpy(np.stack(arrays))
 
 
-def decodes_inline(blobs: list[bytes]) -> bool:
+def decodes_inline(blobs: list[bytes], size: tuple[int, int]) -> bool:
     """Whether these uploads may be preprocessed on the event loop: few bytes in all, and
-    every image MNIST-sized (28x28) by its header, read before any pixel is decoded.
+    every image of the model's own `size` (width, height) by its header, read before any
+    pixel is decoded.
 
     What preprocessing costs follows the pixels, not the bytes: a 15 KB 1-bit PNG of
     4000x4000 took 90-420 ms inline, and GET /healthz waited as long. Any image other than
@@ -125,14 +143,15 @@ def decodes_inline(blobs: list[bytes]) -> bool:
     """
     if sum(map(len, blobs)) > INLINE_DECODE_BYTES:
         return False
-    mnist = (digits.SIDE, digits.SIDE)
-    return all(imaging.image_size(blob) == mnist for blob in blobs)
+    return all(imaging.image_size(blob) == size for blob in blobs)
 
 
-def preprocess_one(blob: bytes, index: int, count: int, max_pixels: int) -> np.ndarray:
+def preprocess_one(
+    preprocess: Preprocess, blob: bytes, index: int, count: int, max_pixels: int
+) -> np.ndarray:
     """One upload preprocessed; in a batch, an error says which image it is about."""
     try:
-        return imaging.preprocess(blob, max_pixels)
+        return preprocess(blob, max_pixels)
     except APIError as e:
         if count > 1:
             e.detail = f"image {index + 1} of {count}: {e.detail}"
@@ -140,11 +159,12 @@ def preprocess_one(blob: bytes, index: int, count: int, max_pixels: int) -> np.n
 
 
 def with_inputs(results: list[dict], x: torch.Tensor, include: bool) -> list[dict]:
-    """Each result gets `input`, its (28, 28) model input, when `include` (the query's
+    """Each result gets `input`, its model input ((H, W), or (H, W, 3) for RGB), when
+    `include` (the query's
     include_input, app.queries.InputQuery): so a user can tell a preprocessing failure from
     a model failure."""
     if include:
-        for result, image in zip(results, x[:, 0].numpy(), strict=True):
+        for result, image in zip(results, imaging.channels_last(x.numpy()), strict=True):
             result["input"] = image
     return results
 
@@ -175,7 +195,7 @@ async def image_response(
         body = {
             "count": len(pixels),
             "images": await run(request, inline, imaging.png_base64, pixels, scale),
-            "pixels": pixels[:, 0],
+            "pixels": imaging.channels_last(pixels),
             **{k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in extra.items()},
         }
         json = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)

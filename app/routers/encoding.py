@@ -35,7 +35,7 @@ async def encode(request: Request, model: Model, query: InputParams) -> Response
     (inverted if its digit is dark). An image without a digit gets 422 `no_digit`.
     `include_input=true` adds `input`, the 28x28 image the encoder saw.
     """
-    x = await read_images(request, model.settings)
+    x = await read_images(request, model)
     mu, sigma, *kl = await model.encode(x)
     results = [
         {
@@ -67,7 +67,7 @@ async def reconstruct(request: Request, model: Model, query: ReconstructParams) 
     """
     blobs = await read_uploads(request, model.settings)
     limits.check_output(len(blobs), query.scale, model)
-    x = await decode_images(request, blobs, model.settings)
+    x = await decode_images(request, blobs, model)
     as_json = wants_json(request, query.format)
     stochastic = query.draw == "z" or query.pixels == "bernoulli"
     generator, seed = seeded(query.seed) if stochastic else (None, None)

@@ -168,6 +168,6 @@ async def interpolation_ends(
     blobs = await read_uploads(request, model.settings)
     if len(blobs) != 2:
         raise APIError(422, "invalid_parameters", f"send exactly two images, not {len(blobs)}")
-    x = await decode_images(request, blobs, model.settings)
+    x = await decode_images(request, blobs, model)
     mu = (await model.encode(x))[0]
     return mu[0], mu[1], x

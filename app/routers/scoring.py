@@ -40,7 +40,7 @@ async def score(request: Request, model: Model, query: ScoreParams) -> Response:
     samples = len(blobs) * query.k
     shown = f"{len(blobs)} x {query.k} = {samples}"
     limits.SCORE_SAMPLES.enforce(samples, model.settings.max_score_samples, shown)
-    x = await decode_images(request, blobs, model.settings)
+    x = await decode_images(request, blobs, model)
     *values, typical = await model.score(x, query.k)
     rows = zip(*(v.tolist() for v in values), typical.tolist(), strict=True)
     results = [
@@ -59,7 +59,7 @@ async def classify(request: Request, model: Model, query: InputParams) -> Respon
     """Which digit each image shows: probabilities from a small classifier trained on the
     latent mean mu of the training digits (encoder frozen), and mu itself."""
     require(model, "classify")
-    x = await read_images(request, model.settings)
+    x = await read_images(request, model)
     probabilities, mu = await model.classify(x)
     digits = probabilities.argmax(-1).tolist()
     results = [

@@ -32,6 +32,7 @@ from tests.reliability.conftest import assert_encoding, encoded, start_server
 LOOP_WAIT_S = 0.050  # the longest GET /healthz may wait while a huge image is preprocessed
 TRIES = 3
 SIDE = 4000  # 16 M pixels: the default VAE_MAX_IMAGE_PIXELS
+MNIST_SIZE = (digits.SIDE, digits.SIDE)  # the shipped model's (width, height)
 # Adam7's passes: (first column, first row, column step, row step)
 ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2))
 ADAM7 += ((0, 1, 1, 2),)
@@ -183,10 +184,10 @@ def test_a_huge_image_is_refused_as_documented_while_the_loop_answers(url, name)
 
 
 def test_only_mnist_sized_uploads_are_preprocessed_inline():
-    assert decodes_inline([encoded(ring(28, "RGBA"))] * 16)
-    assert not decodes_inline([HUGE["1-bit PNG"]()])  # 15 KB, 16 M pixels
-    assert not decodes_inline([encoded(ring(63))] * 64)  # 13 KB: 64 digit searches
-    assert not decodes_inline([b"not an image"])
+    assert decodes_inline([encoded(ring(28, "RGBA"))] * 16, MNIST_SIZE)
+    assert not decodes_inline([HUGE["1-bit PNG"]()], MNIST_SIZE)  # 15 KB, 16 M pixels
+    assert not decodes_inline([encoded(ring(63))] * 64, MNIST_SIZE)  # 13 KB: 64 digit searches
+    assert not decodes_inline([b"not an image"], MNIST_SIZE)
 
 
 @pytest.mark.parametrize("mode", ["1", "L", "I;16", "RGBA", "LA"])

@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--k-images", type=int, default=500, help="images of the bound (default 500)")
     p.add_argument("--threads", type=int, default=1, help="default: %(default)s")
     p.add_argument("--no-card", action="store_true", help="print only, leave the card alone")
+    p.add_argument("--img-dir", default=str(IMG), help="pictures go here (default: docs/img)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -163,19 +164,20 @@ def main(argv: list[str] | None = None) -> None:
         x = dsprites.images(test_index[:2000])
         elbo = float(evaluate(module, x, 1, progress=False)["test_elbo"])
 
-    IMG.mkdir(parents=True, exist_ok=True)
+    img = Path(args.img_dir)
+    img.mkdir(parents=True, exist_ok=True)
     steps = 10
     labels = [f"z{d['dim']} KL {d['kl']:.1f}: {d['factor']}" for d in dims]
     start = torch.from_numpy(mu[:1])
     images = traversal(module, start, order, steps)
-    plot_traversal(images, labels, steps, IMG / "dsprites_traversal.png")
+    plot_traversal(images, labels, steps, img / "dsprites_traversal.png")
     with torch.no_grad():
         torch.manual_seed(0)
-        save_image(image_grid(module.sample(64, 1.0), 8), IMG / "dsprites_samples.png",
+        save_image(image_grid(module.sample(64, 1.0), 8), img / "dsprites_samples.png",
                    "64 samples from the prior, z ~ N(0, I)")  # fmt: skip
         originals = dsprites.images(test_index[:16])
         pairs = torch.stack([originals, module.reconstruct(originals)], 1).flatten(0, 1)
-        save_image(image_grid(pairs, 8), IMG / "dsprites_reconstructions.png",
+        save_image(image_grid(pairs, 8), img / "dsprites_reconstructions.png",
                    "held-out images (left) and their reconstructions (right)")  # fmt: skip
 
     evaluation = {

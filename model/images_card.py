@@ -28,6 +28,10 @@ PREPROCESSOR = "resize"
 SCORE_IMAGES = 1_000  # held-out images behind the score table, at most
 SPOT_CHECK_IMAGES = 100  # held-out images of the spot check, at most (export.SPOT_CHECK's K)
 POINTS_PER_COMPONENT = 10  # a class's mixture has at most (its training images / this) parts
+# The classifier trains for at least this many Adam steps (batch 256): MNIST's 40 epochs are
+# 9,400 steps, while 40 epochs of 270 images are 80, too few to learn anything (measured:
+# 20 % held-out accuracy on 3 dSprites shapes, one class predicted for all).
+CLASSIFIER_STEPS = 1_000
 LIKELIHOOD_TEXT = {
     "bernoulli": "Bernoulli per value (8-bit values as soft targets)",
     "discretised_logistic": "discretised logistic per value, 256 bins (Salimans et al. 2017, "
@@ -132,6 +136,9 @@ def fit(vae: VAE, card: dict, cfg: HeadsConfig) -> tuple[VAE, dict]:
             f"class(es) {', '.join(missing)} have no training images (all held out): add images"
         )
     cfg.n_components = max(1, min(cfg.n_components, int(counts.min()) // POINTS_PER_COMPONENT))
+    steps_per_epoch = math.ceil(len(train) / 256)
+    epochs = math.ceil(CLASSIFIER_STEPS / steps_per_epoch)
+    cfg.classifier_epochs = max(cfg.classifier_epochs, epochs)
     test_set = Digits(held_out, folder.labels[torch.as_tensor(val)])
     model, figures = fit_heads(
         vae, card["architecture"], train_set, test_set, cfg, len(folder.classes)

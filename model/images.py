@@ -6,7 +6,8 @@ Layout (torchvision's ImageFolder convention): DIR/<class>/<file> gives one clas
 subfolder, named after it (sorted; files in deeper folders count for their class); DIR/<file>
 with no subfolders gives images without classes. Channels come from the images: C = 1 when
 every image is greyscale (mode L, or colour with R = G = B everywhere), else C = 3 (grey
-images then repeated over R, G, B). Transparency is laid over white, as the service does.
+images then repeated over R, G, B). Transparency is laid over black, as the service does
+(app/resizing.py: a transparent pixel shows nothing).
 
 Size: with an image size S every image is centre-cropped to a square, then area-resampled to
 S x S (OpenCV's INTER_AREA: the mean of the source pixels under each target pixel). That
@@ -98,7 +99,7 @@ def read_image(path: Path) -> tuple[np.ndarray, bool]:
             image = image.convert("RGBA")
         if image.mode in ("RGBA", "LA", "PA"):
             rgba = image.convert("RGBA")
-            image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+            image = Image.alpha_composite(Image.new("RGBA", rgba.size, "black"), rgba)
         rgb = np.asarray(image.convert("RGB"))
     if not grey:
         grey = bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())

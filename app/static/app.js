@@ -1,10 +1,23 @@
 // The vae-serve demo: samples, a drawing canvas, interpolation, and a 2-D latent pad.
 // Plain browser JavaScript, no build step; every call goes to this server's JSON API.
+// What the page shows follows the model's contract (GET /model): image size and channels,
+// class names, and whether it is the MNIST digit model (preprocessor "digit"); the HTML
+// holds the digit model's texts, and `data-generic*` attributes the texts for any other.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const RANGE = 3; // latent axis shown: -RANGE .. RANGE
-const state = { latentDim: 0, capabilities: [], selected: null, a: null, b: null };
+const CANVAS_SIDE = 280; // longest side of the drawing canvas, in canvas pixels (10x MNIST)
+const MNIST_CONTRACT = { image_shape: [1, 28, 28], classes: [], preprocessor: "digit" };
+const state = {
+  latentDim: 0,
+  capabilities: [],
+  contract: MNIST_CONTRACT, // until GET /model answers
+  selected: null,
+  a: null,
+  b: null,
+};
+const isDigitModel = () => state.contract.preprocessor === "digit";
 const KEY_STORE = "vae-serve-api-key"; // sessionStorage: the key lives as long as the tab
 
 class ApiError extends Error {
@@ -112,8 +125,9 @@ async function loadSamples(event) {
   const given = $("seed").value.trim();
   const seed = given === "" ? Math.floor(Math.random() * 1e9) : Number(given); // JS-safe integers
   const temperature = $("temperature").value;
-  const digit = $("digit-choice").hidden ? "" : $("sample-digit").value;
-  const query = `n=16&format=json&seed=${seed}&temperature=${temperature}${digit ? `&digit=${digit}` : ""}`;
+  const name = $("class-choice").hidden ? "" : $("sample-class").value;
+  const chosen = name ? `&class=${encodeURIComponent(name)}` : "";
+  const query = `n=16&format=json&seed=${seed}&temperature=${temperature}${chosen}`;
   const data = await guarded(() => api(`/sample?${query}`));
   if (!data) return;
   const grid = $("sample-grid");
@@ -131,13 +145,34 @@ async function loadSamples(event) {
       return img;
     }),
   );
-  const which = digit ? `, digit ${digit}` : "";
+  const which = name ? `, ${isDigitModel() ? "digit" : "class"} ${name}` : "";
   $("sample-note").textContent = `Seed ${data.seed}, temperature ${temperature}${which}. Click an image to select it.`;
 }
 
 // ---------- drawing ----------
 
 const MIN_STROKE = 4; // canvas pixels the pen must travel before a touch counts as a stroke
+
+/** Paint the canvas black: the background of a drawing (a transparent one would be laid
+ * over white by the service). */
+function blankCanvas() {
+  const canvas = $("canvas");
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#000";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+}
+
+/** Give the canvas the model's aspect ratio, a whole number of canvas pixels per model
+ * pixel (280x280 for MNIST's 28x28), and blank it if its size changed. */
+function sizeCanvas(height, width) {
+  const canvas = $("canvas");
+  const scale = Math.max(1, Math.floor(CANVAS_SIDE / Math.max(height, width)));
+  if (canvas.width === width * scale && canvas.height === height * scale) return;
+  canvas.width = width * scale; // resets the canvas to transparent
+  canvas.height = height * scale;
+  canvas.style.aspectRatio = `${width} / ${height}`;
+  blankCanvas();
+}
 
 function setUpCanvas() {
   const canvas = $("canvas");
@@ -146,8 +181,7 @@ function setUpCanvas() {
   let start = null; // where the pen went down; nothing is drawn until it moves
   let inked = false; // the canvas holds a stroke
   const clear = () => {
-    ctx.fillStyle = "#000";
-    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    blankCanvas();
     inked = false;
   };
   const point = (e) => {
@@ -157,15 +191,13 @@ function setUpCanvas() {
       ((e.clientY - rect.top) * canvas.height) / rect.height,
     ];
   };
-  clear();
-  ctx.strokeStyle = "#fff";
-  ctx.lineWidth = 20;
-  ctx.lineCap = ctx.lineJoin = "round";
-
   canvas.addEventListener("pointerdown", (e) => {
     drawing = true;
     canvas.setPointerCapture(e.pointerId);
     start = point(e);
+    ctx.strokeStyle = state.contract.image_shape[0] === 3 ? $("pen-colour").value : "#fff";
+    ctx.lineWidth = Math.max(canvas.width, canvas.height) / 14; // 2 pixels of a 28x28 model
+    ctx.lineCap = ctx.lineJoin = "round";
     ctx.beginPath();
     ctx.moveTo(...start);
   });
@@ -181,8 +213,8 @@ function setUpCanvas() {
   const finish = () => {
     if (!drawing) return;
     drawing = false;
-    // A tap without a stroke sends nothing: an empty canvas is no digit.
-    if (start === null && inked) describe(canvasBlob(canvas), "your digit");
+    // A tap without a stroke sends nothing: an empty canvas is no drawing.
+    if (start === null && inked) describe(canvasBlob(canvas), `your ${isDigitModel() ? "digit" : "drawing"}`);
     start = null;
   };
   canvas.addEventListener("pointerup", finish);
@@ -191,6 +223,7 @@ function setUpCanvas() {
     clear();
     clearResults();
   });
+  clear();
   for (const id of ["upload", "camera"]) {
     $(id).addEventListener("change", (e) => {
       const file = e.target.files[0];
@@ -220,15 +253,19 @@ function clearResults() {
   $("verdict").hidden = true;
 }
 
+/** A model input, values in [0, 1] as the service sends pixel arrays, (H, W) grey or
+ * (H, W, 3) RGB, as a PNG data URL of H x W pixels. */
 function pixelsToSrc(pixels) {
-  const size = pixels.length;
+  const height = pixels.length;
+  const width = pixels[0].length;
   const canvas = document.createElement("canvas");
-  canvas.width = canvas.height = size;
+  canvas.width = width;
+  canvas.height = height;
   const ctx = canvas.getContext("2d");
-  const image = ctx.createImageData(size, size);
+  const image = ctx.createImageData(width, height);
   pixels.flat().forEach((v, i) => {
-    const grey = Math.round(v * 255);
-    image.data.set([grey, grey, grey, 255], i * 4);
+    const [r, g, b] = (Array.isArray(v) ? v : [v, v, v]).map((c) => Math.round(c * 255));
+    image.data.set([r, g, b, 255], i * 4);
   });
   ctx.putImageData(image, 0, 0);
   return canvas.toDataURL("image/png");
@@ -240,7 +277,7 @@ function imageForm(blob) {
   return data;
 }
 
-/** What the service makes of one image, in one request: the 28x28 input the encoder saw,
+/** What the service makes of one image, in one request: the H x W input the encoder saw,
  * the reconstruction, and mu and sigma of q(z|x). */
 async function reconstruction(blob) {
   const data = await api("/reconstruct?format=json", { method: "POST", body: imageForm(blob) });
@@ -276,7 +313,8 @@ async function describe(blob, label) {
   } catch (error) {
     if (error instanceof ApiError && error.code === "no_digit") {
       clearResults();
-      $("no-digit").textContent = `No digit found: ${error.message.replace(/^no digit found: /, "")}.`;
+      const reason = error.message.replace(/^no digit found: /, "");
+      $("no-digit").textContent = `${isDigitModel() ? "No digit found" : "Nothing to encode"}: ${reason}.`;
       $("no-digit").hidden = false;
       clearError();
       return;
@@ -285,25 +323,28 @@ async function describe(blob, label) {
   }
 }
 
-/** The predicted digit with its probabilities, and the percentile of the likelihood. */
+/** The name of class `index` in the contract (the index itself if the card names none). */
+const classLabel = (index) => state.contract.classes[index] ?? String(index);
+
+/** The predicted class with its probabilities, and the percentile of the likelihood. */
 function showVerdict(classified, scored) {
   $("classify-panel").hidden = !classified;
   $("score-panel").hidden = !scored;
   $("verdict").hidden = !classified && !scored;
   $("kl").textContent = scored ? `KL ${scored.kl.toFixed(1)} nats` : "";
   if (classified) {
-    $("predicted").textContent = String(classified.digit);
+    $("predicted").textContent = classLabel(classified.digit); // `digit`: the class index
     $("probabilities").replaceChildren(
-      ...classified.probabilities.map((p, digit) => {
+      ...classified.probabilities.map((p, index) => {
         const row = document.createElement("div");
-        row.className = "probability" + (digit === classified.digit ? " best" : "");
-        row.title = `${digit}: ${(100 * p).toFixed(1)} %`;
+        row.className = "probability" + (index === classified.digit ? " best" : "");
+        row.title = `${classLabel(index)}: ${(100 * p).toFixed(1)} %`;
         const bar = document.createElement("span");
         bar.className = "fill";
         bar.style.height = `${Math.max(2, 100 * p)}%`;
         const name = document.createElement("span");
         name.className = "name";
-        name.textContent = String(digit);
+        name.textContent = classLabel(index);
         row.append(bar, name);
         return row;
       }),
@@ -311,8 +352,9 @@ function showVerdict(classified, scored) {
   }
   if (scored) {
     const share = scored.percentile;
+    const others = isDigitModel() ? "real MNIST test digits" : "its held-out test images";
     $("typicality").textContent =
-      `More likely under the model than ${share.toFixed(1)} % of real MNIST test digits ` +
+      `More likely under the model than ${share.toFixed(1)} % of ${others} ` +
       `(${scored.typical ? "typical" : "unusual"}; log-likelihood ${scored.log_likelihood.toFixed(1)} nats).`;
   }
 }
@@ -425,8 +467,17 @@ function setUpPad() {
   }
 }
 
-function fillDimensions(latentDim) {
-  for (const [id, chosen] of [["dim-x", 0], ["dim-y", Math.min(1, latentDim - 1)]]) {
+/** The pad's two dimensions: the two with the largest mean KL where the card lists KL per
+ * dimension (`evaluation.dims` of {dim, kl}, model/evaluate_dsprites.py), else z0 and z1. */
+function padDimensions(card, latentDim) {
+  const listed = Array.isArray(card?.evaluation?.dims) ? card.evaluation.dims : [];
+  const valid = listed.filter((d) => Number.isInteger(d?.dim) && d.dim >= 0 && d.dim < latentDim && Number.isFinite(d.kl));
+  const ranked = [...new Set(valid.sort((p, q) => q.kl - p.kl).map((d) => d.dim))];
+  return ranked.length >= 2 ? ranked.slice(0, 2) : [0, Math.min(1, latentDim - 1)];
+}
+
+function fillDimensions(latentDim, [x, y]) {
+  for (const [id, chosen] of [["dim-x", x], ["dim-y", y]]) {
     $(id).replaceChildren(
       ...Array.from({ length: latentDim }, (_, i) => new Option(`z${i}`, String(i), false, i === chosen)),
     );
@@ -447,7 +498,7 @@ async function start() {
   $("temperature").addEventListener("input", (e) => ($("temperature-value").textContent = Number(e.target.value).toFixed(1)));
   $("steps").addEventListener("input", (e) => ($("steps-value").textContent = e.target.value));
   $("steps").addEventListener("change", interpolate);
-  $("sample-digit").addEventListener("change", loadSamples);
+  $("sample-class").addEventListener("change", loadSamples);
   $("use-a").addEventListener("click", () => useAs("a"));
   $("use-b").addEventListener("click", () => useAs("b"));
   $("key-form").addEventListener("submit", useKey);
@@ -472,11 +523,44 @@ async function loadModel() {
   }
   state.latentDim = info.latent_dim;
   state.capabilities = info.capabilities ?? [];
-  $("digit-choice").hidden = !state.capabilities.includes("conditional_sampling");
+  applyContract(info.contract);
   $("model-info").textContent = `Model ${info.version}, ${info.latent_dim} latent dimensions.`;
-  fillDimensions(info.latent_dim);
+  fillDimensions(info.latent_dim, padDimensions(info.card, info.latent_dim));
   await loadSamples();
   resetPad();
+}
+
+/** Fit the page to the model: image size and colour, class selector, texts. */
+function applyContract(contract) {
+  state.contract = contract;
+  const [channels, height, width] = contract.image_shape;
+  sizeCanvas(height, width);
+  document.documentElement.style.setProperty("--aspect", `${width} / ${height}`); // img.digit
+  $("pen-choice").hidden = channels !== 3; // a grey model draws white on black
+  const conditional = state.capabilities.includes("conditional_sampling");
+  fillClasses(conditional ? contract.classes : []);
+  if (!isDigitModel()) useGenericTexts(channels, height, width);
+}
+
+/** The class selector: "any" and the model's class names; hidden when there are none. */
+function fillClasses(classes) {
+  const chosen = $("sample-class").value;
+  const options = classes.map((name) => new Option(name, name, false, name === chosen));
+  $("sample-class").replaceChildren(new Option("any", ""), ...options);
+  $("class-choice").hidden = classes.length === 0;
+}
+
+/** Texts for a model other than the MNIST digit one: the `data-generic*` attributes'. */
+function useGenericTexts(channels, height, width) {
+  const kind = channels === 3 ? "colour" : "greyscale";
+  const classes = state.contract.classes.length ? ` (${state.contract.classes.join(", ")})` : "";
+  document.title = "vae-serve · VAE demo";
+  $("subject").textContent = `A variational autoencoder for ${width}×${height} ${kind} images${classes}.`;
+  for (const el of document.querySelectorAll("[data-generic]")) el.textContent = el.dataset.generic;
+  for (const el of document.querySelectorAll("[data-generic-alt]")) el.alt = el.dataset.genericAlt;
+  for (const el of document.querySelectorAll("[data-generic-label]")) {
+    el.setAttribute("aria-label", el.dataset.genericLabel);
+  }
 }
 
 start();

@@ -1,44 +1,22 @@
 """The demo page at / in headless Chromium against a real server: samples render, a drawn
 digit or an uploaded photo is reconstructed and encoded (one request), "no digit found" is
 said, the predicted digit and its typicality show where the model can tell them, the digit
-selector samples one digit, interpolation and the latent pad decode, errors show.
+selector (the model's class names) samples one digit, interpolation and the latent pad
+decode, errors show. A model other than MNIST's: test_demo_contract.py.
 
 SAVE_SCREENSHOTS=1 also writes docs/img/demo.png and docs/img/demo-phone.png.
 """
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from scripts.photos.corpus import photo
-from tests.demo.conftest import Server
+from tests.demo.conftest import LAPTOP, PHONE, Server
 
 IMAGES_DIR = Path(__file__).resolve().parents[2] / "docs" / "img"
-LAPTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
-TIMEOUT_MS = 20_000
-
-
-@pytest.fixture
-def page(browser, request) -> Iterator:
-    """A fresh page (laptop viewport unless the test is parametrised with `viewport`) that
-    records console errors and uncaught exceptions in `page.errors`."""
-    viewport = getattr(request, "param", LAPTOP)
-    mobile = viewport is PHONE
-    scale = 2 if mobile else 1
-    context = browser.new_context(
-        viewport=viewport, is_mobile=mobile, has_touch=mobile, device_scale_factor=scale
-    )
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.errors = []
-    page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
-    page.on("pageerror", lambda e: page.errors.append(str(e)))
-    yield page
-    context.close()
 
 
 def loaded(page, server: Server) -> None:
@@ -141,7 +119,7 @@ def test_drawing_gives_reconstruction_and_latent_bars_in_one_request(page, serve
     # busy machine; a toBlob callback was seen ~1 s late, issue 16).
     shown_ms = page.evaluate("window.shownAt - window.liftedAt")
     assert shown_ms < 500, f"the reconstruction appeared {shown_ms:.0f} ms after the pen lifted"
-    assert page.is_hidden("#verdict") and page.is_hidden("#digit-choice")
+    assert page.is_hidden("#verdict") and page.is_hidden("#class-choice")
     assert page.errors == []
 
 
@@ -217,10 +195,12 @@ def test_predicted_digit_typicality_and_digit_selector(page, heads_server: Serve
     assert page.inner_text("#predicted") in [str(d) for d in range(10)]
     assert "% of real MNIST test digits" in page.inner_text("#typicality")
     assert "KL" in page.inner_text("#kl")
-    assert page.is_visible("#digit-choice")
-    page.select_option("#sample-digit", "3")
+    assert page.is_visible("#class-choice") and page.inner_text("#class-choice").startswith("Digit")
+    options = page.eval_on_selector_all("#sample-class option", "os => os.map(o => o.text)")
+    assert options == ["any", *map(str, range(10))]
+    page.select_option("#sample-class", "3")
     page.wait_for_function("document.getElementById('sample-note').textContent.includes('digit 3')")
-    assert any("digit=3" in url for url in sent if "/sample" in url), sent
+    assert any("class=3" in url for url in sent if "/sample" in url), sent
     assert page.errors == []
 
 

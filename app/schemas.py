@@ -53,13 +53,18 @@ class ScoreResponse(BaseModel):
 
 
 class ClassifyResponse(BaseModel):
-    """The digit of one image, from a classifier on the latent mean (encoder frozen)."""
+    """The class of one image, from a classifier on the latent mean (encoder frozen)."""
 
-    digit: int = Field(description="most probable digit, 0-9")
-    probabilities: list[float] = Field(description="10 probabilities summing to 1, digit 0 first")
+    model_config = ConfigDict(populate_by_name=True)
+
+    class_: str = Field(alias="class", description="the most probable class's name")
+    digit: int = Field(description="its index in the model's classes (for MNIST, the digit)")
+    probabilities: list[float] = Field(
+        description="one probability per class, in the order of GET /model contract.classes"
+    )
     mu: list[float] = Field(description="mean of q(z|x), D values (the classifier's input)")
-    input: list[list[float]] | None = Field(
-        None, description="the 28x28 model input (with include_input=true)"
+    input: list | None = Field(
+        None, description="the model input, (H, W) or (H, W, 3) (with include_input=true)"
     )
 
 

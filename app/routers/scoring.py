@@ -56,14 +56,21 @@ async def score(request: Request, model: Model, query: ScoreParams) -> Response:
     openapi_extra=IMAGE_BODY,
 )
 async def classify(request: Request, model: Model, query: InputParams) -> Response:
-    """Which digit each image shows: probabilities from a small classifier trained on the
-    latent mean mu of the training digits (encoder frozen), and mu itself."""
+    """Which class each image shows (for MNIST, which digit): probabilities from a small
+    classifier trained on the latent mean mu of the training images (encoder frozen), and
+    mu itself."""
     require(model, "classify")
     x = await read_images(request, model)
     probabilities, mu = await model.classify(x)
-    digits = probabilities.argmax(-1).tolist()
+    indices = probabilities.argmax(-1).tolist()
+    names = model.contract.classes
     results = [
-        {"digit": digits[i], "probabilities": probabilities[i].numpy(), "mu": mu[i].numpy()}
+        {
+            "class": names[indices[i]],
+            "digit": indices[i],
+            "probabilities": probabilities[i].numpy(),
+            "mu": mu[i].numpy(),
+        }
         for i in range(len(x))
     ]
     return json_response(with_inputs(results, x, query.include_input))

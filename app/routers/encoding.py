@@ -5,6 +5,7 @@ from fastapi import APIRouter, Request, Response
 
 from app import limits
 from app.dependencies import Model
+from app.imaging import channels_last
 from app.media import (
     IMAGE_BODY,
     decode_images,
@@ -85,5 +86,13 @@ async def reconstruct(request: Request, model: Model, query: ReconstructParams) 
     # mu and sigma are views of one (N, 2D) output: orjson needs contiguous arrays
     mu, sigma = mu.contiguous(), sigma.contiguous()
     return await image_response(
-        request, images, True, query.scale, inputs=x[:, 0], mu=mu, sigma=sigma, seed=seed, **drawn
+        request,
+        images,
+        True,
+        query.scale,
+        inputs=channels_last(x.numpy()),
+        mu=mu,
+        sigma=sigma,
+        seed=seed,
+        **drawn,
     )

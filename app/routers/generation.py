@@ -7,6 +7,7 @@ from pydantic import TypeAdapter, ValidationError
 from app import limits
 from app.dependencies import Model, require
 from app.errors import APIError, describe_errors
+from app.imaging import channels_last
 from app.media import (
     decode_images,
     image_form,
@@ -141,7 +142,7 @@ async def interpolate(request: Request, model: Model, query: InterpolateParams) 
     z = (1 - t) * start + t * end  # (steps, D)
     images = await model.decode(z)
     as_json = wants_json(request, query.format)
-    uploaded = {} if inputs is None else {"inputs": inputs[:, 0]}  # what the encoder saw
+    uploaded = {} if inputs is None else {"inputs": channels_last(inputs.numpy())}  # encoder input
     return await image_response(
         request, images, as_json, query.scale, columns=steps, z=z, **uploaded
     )

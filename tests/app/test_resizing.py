@@ -137,3 +137,14 @@ def test_a_colour_model_declares_its_v2_tensors_and_has_no_classes(rgb_client):
     assert decoder["outputs"][0]["shape"] == [-1, *RGB]
     assert rgb_client.get("/sample?class=cat").status_code == 501
     assert rgb_client.post("/classify", files={"file": ("a.png", b"x")}).status_code == 501
+
+
+def test_a_colour_model_returns_its_rgb_inputs_beside_the_images(rgb_client):
+    photo = np.zeros((32, 32, 3), dtype=np.uint8)
+    photo[8:24, 8:24] = (255, 0, 0)
+    files = {"file": ("red.png", encoded(Image.fromarray(photo)), "image/png")}
+    inputs = rgb_client.post("/reconstruct?format=json", files=files).json()["inputs"]
+    np.testing.assert_allclose(np.asarray(inputs)[0], photo / 255, atol=1e-6)
+    two = [("file", ("a.png", files["file"][1], "image/png"))] * 2
+    r = rgb_client.post("/interpolate?format=json&steps=2", files=two)
+    assert np.asarray(r.json()["inputs"]).shape == (2, 32, 32, 3)

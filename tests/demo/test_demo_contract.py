@@ -6,8 +6,6 @@ of its aspect, its class names in the selector and the classifier's bars, 64x64 
 page's own tests are in test_demo_page.py.
 """
 
-import pytest
-
 from tests.demo.conftest import SHAPES, Server
 from tests.demo.test_demo_page import draw_digit, loaded, natural_width, requests_to, widths
 
@@ -84,11 +82,6 @@ def test_an_rgb_model_gets_its_size_and_a_pen_colour(page, rgb_server: Server) -
     assert page.errors == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="POST /reconstruct?format=json answers 500 for an RGB model: app/routers/encoding.py "
-    "passes inputs=x[:, 0], a non-contiguous array orjson refuses (and one channel only)",
-)
 def test_an_rgb_drawing_shows_what_the_encoder_saw_in_colour(page, rgb_server: Server) -> None:
     loaded(page, rgb_server)
     page.fill("#pen-colour", "#ff0000")

@@ -168,7 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     img.mkdir(parents=True, exist_ok=True)
     steps = 10
     labels = [f"z{d['dim']} KL {d['kl']:.1f}: {d['factor']}" for d in dims]
-    start = torch.from_numpy(mu[:1])
+    row = int(np.flatnonzero(f_test[:, 1] >= 3)[0])  # a held-out shape of scale >= 0.8
+    start = torch.from_numpy(mu[row : row + 1])
     images = traversal(module, start, order, steps)
     plot_traversal(images, labels, steps, img / "dsprites_traversal.png")
     with torch.no_grad():

@@ -59,6 +59,12 @@ def test_split_holds_out_a_fixed_five_percent():
     np.testing.assert_array_equal(dsprites.split()[1], test)
 
 
+def test_held_out_choices_are_in_random_order():
+    index = dsprites_card.held_out(300)
+    assert np.isin(index, dsprites.split()[1]).all()
+    assert set(dsprites.factors_of(index[:60])[:, 0]) == {0, 1, 2}  # no prefix of one shape
+
+
 def test_batches_stream_the_requested_number_of_images():
     rng = np.random.default_rng(0)
     sizes = [len(b) for b in dsprites.batches(np.arange(50), 16, 70, rng)]

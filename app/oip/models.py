@@ -23,14 +23,15 @@ from torch import Tensor
 from app import limits
 from app.contract import ModelContract
 from app.errors import APIError
-from app.inference import SCORE_OUTPUTS, ModelService
+from app.inference import ModelService
 from app.limits import Limit
 from app.oip.schemas import Parameters
 from app.oip.tensors import FLOATS, TensorSpec, bad_tensor
+from app.operations import Operation, Outputs, operations_for
 
 PLATFORM = "pytorch_torchscript"
 DEFAULT_SCORE_K = 100  # as /score
-Run = Callable[[ModelService, Tensor, Parameters], Awaitable[tuple[Tensor, ...]]]
+Run = Callable[[ModelService, Tensor, Parameters], Awaitable[Outputs]]
 
 
 @dataclass(frozen=True)
@@ -55,57 +56,45 @@ class ServedModel:
         }
 
 
-async def encode(service: ModelService, x: Tensor, _: Parameters) -> tuple[Tensor, ...]:
-    return await service.encode(x)
+def no_arguments(service: ModelService, rows: int, parameters: Parameters) -> tuple:
+    return ()
 
 
-async def decode(service: ModelService, z: Tensor, _: Parameters) -> tuple[Tensor, ...]:
-    return (await service.decode(z),)
-
-
-async def reconstruct(service: ModelService, x: Tensor, _: Parameters) -> tuple[Tensor, ...]:
-    return (await service.reconstruct(x),)
-
-
-async def classify(service: ModelService, x: Tensor, _: Parameters) -> tuple[Tensor, ...]:
-    return await service.classify(x)
-
-
-async def score(service: ModelService, x: Tensor, parameters: Parameters) -> tuple[Tensor, ...]:
-    """The request parameter `k` is /score's query k, under the same two limits."""
+def score_arguments(service: ModelService, rows: int, parameters: Parameters) -> tuple:
+    """The request parameter `k` (importance samples) is /score's query k, under the same
+    two limits."""
     k = parameters.get("k", DEFAULT_SCORE_K)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise bad_tensor("parameter k (importance samples) must be a positive integer")
     limits.SCORE_K.check(k, service.settings)
-    shown = f"{len(x)} x {k} = {len(x) * k}"
-    limits.SCORE_SAMPLES.enforce(len(x) * k, service.settings.max_score_samples, shown)
-    return await service.score(x, k)
+    shown = f"{rows} x {k} = {rows * k}"
+    limits.SCORE_SAMPLES.enforce(rows * k, service.settings.max_score_samples, shown)
+    return (k,)
+
+
+ARGUMENTS = {"score": score_arguments}  # the operations that take request parameters
+
+
+def served_model(op: Operation) -> ServedModel:
+    """The protocol's model for one operation: its tensors, and the call with the request's
+    parameters as the operation's arguments."""
+    input_name, input_shape = op.input
+    image = input_name == "image"
+    spec = TensorSpec(input_name, input_shape, (*FLOATS, "UINT8") if image else FLOATS, image)
+    arguments = ARGUMENTS.get(op.name, no_arguments)
+
+    async def run(service: ModelService, x: Tensor, parameters: Parameters) -> Outputs:
+        return await service.run(op.name, x, *arguments(service, len(x), parameters))
+
+    outputs = tuple(TensorSpec(name, shape) for name, shape in op.outputs)
+    return ServedModel(op.v2_name, spec, outputs, run, op.rows)
 
 
 def catalogue(contract: ModelContract) -> dict[str, ServedModel]:
-    """Every served model by name, for a model of this contract (its image shape, latent
-    size D, with or without its KL, and with the optional capabilities it has)."""
-    image_shape = (-1, *contract.image_shape)
-    image = TensorSpec("image", image_shape, (*FLOATS, "UINT8"), unit_interval=True)
-    image_out = TensorSpec("image", image_shape)
-    latent = (-1, contract.latent_dim)
-    encoder_outputs = [TensorSpec("mu", latent), TensorSpec("sigma", latent)]
-    if contract.has_kl:
-        encoder_outputs.append(TensorSpec("kl", (-1,)))
-    z = TensorSpec("z", latent, FLOATS)
-    models = [
-        ServedModel("vae-encoder", image, tuple(encoder_outputs), encode, limits.IMAGES),
-        ServedModel("vae-decoder", z, (image_out,), decode, limits.VECTORS),
-        ServedModel("vae-reconstruct", image, (image_out,), reconstruct, limits.IMAGES),
-    ]
-    if "score" in contract.capabilities:
-        scores = tuple(TensorSpec(name, (-1,)) for name in SCORE_OUTPUTS)
-        models.append(ServedModel("vae-score", image, scores, score, limits.IMAGES))
-    if "classify" in contract.capabilities:
-        n_classes = len(contract.classes)
-        classes = (TensorSpec("probabilities", (-1, n_classes)), TensorSpec("mu", latent))
-        models.append(ServedModel("vae-classify", image, classes, classify, limits.IMAGES))
-    return {m.name: m for m in models}
+    """Every served model by name, for a model of this contract: one per operation that
+    has a protocol name (app.operations)."""
+    operations = operations_for(contract).values()
+    return {op.v2_name: served_model(op) for op in operations if op.v2_name}
 
 
 def served_models(service: ModelService) -> dict[str, ServedModel]:

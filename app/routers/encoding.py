@@ -37,7 +37,7 @@ async def encode(request: Request, model: Model, query: InputParams) -> Response
     `include_input=true` adds `input`, the 28x28 image the encoder saw.
     """
     x = await read_images(request, model)
-    mu, sigma, *kl = await model.encode(x)
+    mu, sigma, *kl = await model.run("encode", x)
     results = [
         {
             "mu": mu[i].numpy(),
@@ -73,11 +73,11 @@ async def reconstruct(request: Request, model: Model, query: ReconstructParams) 
     stochastic = query.draw == "z" or query.pixels == "bernoulli"
     generator, seed = seeded(query.seed) if stochastic else (None, None)
     if query.draw == "mean" and not as_json:
-        images = await model.reconstruct(x)  # one model call
+        images = (await model.run("reconstruct", x))[0]  # one model call
     else:
-        mu, sigma, *_ = await model.encode(x)
+        mu, sigma, *_ = await model.run("encode", x)
         z = posterior_draw(mu, sigma, generator) if query.draw == "z" else mu
-        images = await model.decode(z)
+        images = (await model.run("decode", z))[0]
     if query.pixels == "bernoulli":
         images = bernoulli_pixels(images, generator)
     if not as_json:

@@ -70,7 +70,7 @@ async def decode(
     limits.VECTORS.check(len(rows), model.settings)
     limits.check_output(len(rows), query.scale, model)
     z = latent_tensor(rows, model.latent_dim)
-    images = await model.decode(z)
+    images = (await model.run("decode", z))[0]
     seed = None
     if query.pixels == "bernoulli":
         generator, seed = seeded(query.seed)
@@ -99,8 +99,8 @@ async def sample(request: Request, model: Model, query: SampleParams) -> Respons
     else:
         digits = torch.full((query.n,), label, dtype=torch.long)
         u = torch.rand(query.n, generator=generator)  # picks a mixture component
-        z = await model.digit_latents(digits, eps, u, query.temperature)
-    images = await model.decode(z)
+        z = (await model.run("class_latents", eps, digits, u, query.temperature))[0]
+    images = (await model.run("decode", z))[0]
     if query.pixels == "bernoulli":
         images = bernoulli_pixels(images, generator)
     as_json = wants_json(request, query.format)
@@ -140,7 +140,7 @@ async def interpolate(request: Request, model: Model, query: InterpolateParams) 
     start, end, inputs = await interpolation_ends(request, model)
     t = torch.linspace(0, 1, steps).unsqueeze(1)
     z = (1 - t) * start + t * end  # (steps, D)
-    images = await model.decode(z)
+    images = (await model.run("decode", z))[0]
     as_json = wants_json(request, query.format)
     uploaded = {} if inputs is None else {"inputs": channels_last(inputs.numpy())}  # encoder input
     return await image_response(
@@ -162,7 +162,7 @@ async def interpolation_ends(
             digits = torch.tensor(ends)
             median = torch.full((2,), 0.5)  # the component at the median of the weights
             eps = torch.zeros(2, model.latent_dim)
-            ends = await model.digit_latents(digits, eps, median, 0.0)
+            ends = (await model.run("class_latents", eps, digits, median, 0.0))[0]
         else:
             ends = latent_tensor([body.z_start, body.z_end], model.latent_dim)
         return ends[0], ends[1], None
@@ -170,5 +170,5 @@ async def interpolation_ends(
     if len(blobs) != 2:
         raise APIError(422, "invalid_parameters", f"send exactly two images, not {len(blobs)}")
     x = await decode_images(request, blobs, model)
-    mu = (await model.encode(x))[0]
+    mu = (await model.run("encode", x))[0]
     return mu[0], mu[1], x

@@ -5,8 +5,8 @@ from fastapi import APIRouter, Request, Response
 
 from app import limits
 from app.dependencies import Model, require
-from app.inference import SCORE_OUTPUTS
 from app.media import IMAGE_BODY, decode_images, read_images, read_uploads, with_inputs
+from app.operations import SCORE_OUTPUTS
 from app.queries import InputParams, ScoreParams
 from app.schemas import ERROR_RESPONSES, NOT_SUPPORTED, ClassifyResponse, ScoreResponse
 
@@ -41,7 +41,7 @@ async def score(request: Request, model: Model, query: ScoreParams) -> Response:
     shown = f"{len(blobs)} x {query.k} = {samples}"
     limits.SCORE_SAMPLES.enforce(samples, model.settings.max_score_samples, shown)
     x = await decode_images(request, blobs, model)
-    *values, typical = await model.score(x, query.k)
+    *values, typical = await model.run("score", x, query.k)
     rows = zip(*(v.tolist() for v in values), typical.tolist(), strict=True)
     results = [
         {**dict(zip(SCORE_FIELDS, row[:-1], strict=True)), "typical": row[-1] > 0.5, "k": query.k}
@@ -61,7 +61,7 @@ async def classify(request: Request, model: Model, query: InputParams) -> Respon
     mu itself."""
     require(model, "classify")
     x = await read_images(request, model)
-    probabilities, mu = await model.classify(x)
+    probabilities, mu = await model.run("classify", x)
     indices = probabilities.argmax(-1).tolist()
     names = model.contract.classes
     results = [

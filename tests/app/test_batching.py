@@ -141,9 +141,9 @@ def test_service_batched_results_equal_unbatched(make_client, batching):
     zs = [torch.randn(n, model.latent_dim) for n in (1, 3, 2, 5)]
 
     async def concurrent():
-        return await asyncio.gather(*(model.decode(z) for z in zs))
+        return await asyncio.gather(*(model.run("decode", z) for z in zs))
 
-    reference = [model.forward("decode", z)[0] for z in zs]
+    reference = [model.forward(model.operations["decode"], z)[0] for z in zs]
     results = client.portal.call(concurrent)
-    for got, want in zip(results, reference, strict=True):
+    for (got,), want in zip(results, reference, strict=True):
         torch.testing.assert_close(got, want)

@@ -99,7 +99,7 @@ def test_concurrent_scores_share_one_batched_call(settings_for, tiny_heads_model
             calls.append((method, len(x))) or forward(method, x, *args)
         )
         inputs = [torch.rand(n, 1, 28, 28) for n in (1, 2, 3)]
-        results = await asyncio.gather(*(service.score(x, 7) for x in inputs))
+        results = await asyncio.gather(*(service.run("score", x, 7) for x in inputs))
         await service.close()
         return calls, results
 
@@ -247,7 +247,7 @@ def test_metrics_of_the_new_routes(heads_client, digit_png):
     assert heads_client.post("/classify", files=upload(digit_png)).status_code == 200
     assert heads_client.get("/sample?digit=1&n=2").status_code == 200
     text = heads_client.get("/metrics").text
-    for method in ("score", "classify", "digit_latents"):
+    for method in ("score", "classify", "class_latents"):
         assert f'vae_inference_duration_seconds_count{{operation="{method}"}}' in text
     for route in ("/score", "/classify"):
         assert f'route="{route}"' in text

@@ -19,7 +19,7 @@ from model.fit_heads import Digits
 NAME = "vae-dsprites"
 CLASSES = list(dsprites.SHAPES)
 PREPROCESSOR = "resize"
-HEADS_TRAIN = 20_000  # training combinations the classifier and mixtures are fitted on
+HEADS_TRAIN = 40_000  # training combinations the classifier and mixtures are fitted on
 HEADS_TEST = 10_000  # held-out combinations the classifier is tested on
 # Decoding is the cost: ~300 rows/s of the 64x64 decoder on one busy thread (its transposed
 # convolutions), so the score table (images x K rows) and spot check are kept small.
@@ -141,7 +141,7 @@ def card_markdown(card: dict) -> str:
             f"Methods: {', '.join(f'`{x}`' for x in cap['methods'])} (`digit_latents` samples "
             f"a class: 0 = square, 1 = ellipse, 2 = heart). Fitted by `{cap['command']}` "
             f"({cap.get('minutes', 'n/a')} min on {cap.get('hardware', 'n/a')}).\n",
-            f"- **classify**: an MLP head on mu (encoder frozen), trained on {HEADS_TRAIN} "
+            f"- **classify**: an MLP head on mu (encoder frozen), trained on mu of {HEADS_TRAIN} "
             f"training combinations; accuracy on {HEADS_TEST} held-out ones "
             f"**{100 * cap['classifier_test_accuracy']:.2f} %**; confusion "
             f"{cap['confusion_matrix']} (rows: true {card['classes']}).",

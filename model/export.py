@@ -389,7 +389,7 @@ def with_heads(vae: VAE, card: dict, args: argparse.Namespace, command: str) -> 
         if card["name"] == "vae-dsprites":  # 3 shapes, held-out factor combinations
             from model import dsprites_card
 
-            cfg.score_images = dsprites_card.SCORE_IMAGES
+            cfg.score_images, cfg.classifier_noise = dsprites_card.SCORE_IMAGES, 0.0
             train, test = dsprites_card.heads_data(cfg.seed)
         else:
             train, test = Digits.load("train", args.data_dir), Digits.load("test", args.data_dir)

@@ -53,7 +53,7 @@ def build_card(model_config: dict, run: dict, metrics: dict, version: str) -> di
         "preprocessor": PREPROCESSOR,
         "architecture": architecture(model_config),
         "inputs": INPUTS,
-        "likelihood": "Bernoulli",
+        "likelihood": "bernoulli",  # as issue 23 spells it (MNIST's card: "Bernoulli")
         "prior": "N(0, I)",
         "posterior": "diagonal Gaussian",
         "training": run,

@@ -126,7 +126,7 @@ def test_export_round_trip_with_card_and_heads(tmp_path: Path, monkeypatch):
     module, card = artifact.load(out)
     assert card["image_shape"] == [1, 64, 64] and card["latent_dim"] == 3
     assert card["classes"] == ["square", "ellipse", "heart"]
-    assert card["preprocessor"] == "resize" and card["likelihood"] == "Bernoulli"
+    assert card["preprocessor"] == "resize" and card["likelihood"] == "bernoulli"
     assert card["training"]["images_seen"] == 200
     assert json.loads((tmp_path / "model_card_dsprites.json").read_text()) == card
     assert "vae-dsprites" in (tmp_path / "MODEL_CARD_dsprites.md").read_text()

@@ -29,23 +29,38 @@ RUN python -m venv /opt/venv \
     && rm -rf "${t:?}"/include "${t:?}"/test "${t:?}"/_inductor "${t:?}"/_dynamo \
         "${t:?}"/onnx "${t:?}"/lib/*test*.so "${t:?}"/lib/libbackend_with_compiler.so \
         "${t:?}"/lib/libaoti_custom_ops.so "${site:?}"/functorch \
-    && find "${t:?}"/lib -name '*.so*' -exec strip --strip-unneeded {} + \
-    && python -c 'import torch; torch.jit.load'
+    && find "${t:?}"/lib -name '*.so*' -exec strip --strip-unneeded {} +
 WORKDIR /src
 # Every other package at the version and hashes of the lock (scripts/lock.sh writes it).
 COPY requirements/service.lock ./requirements/
-RUN pip install --require-hashes --no-deps -r requirements/service.lock && pip check
+RUN pip install --require-hashes --no-deps -r requirements/service.lock && pip check \
+    && python -c 'import torch; torch.jit.load'
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY model ./model
 COPY vae_client ./vae_client
 # Fail the build, rather than ship an image without its model. Then remove the packages the
 # service never imports (torch.compile's sympy, networkx and jinja2, torch's checkpoint and
-# hub helpers fsspec and filelock, uvicorn's reload and websocket extras) and pip itself.
+# hub helpers fsspec and filelock, uvicorn's reload and websocket extras) and pip itself;
+# the test suites and type stubs inside packages; Pillow's AVIF codec (the service refuses
+# AVIF; Pillow then reports it unsupported); the symbol tables of the other shared libraries
+# (not of those auditwheel patched with an RPATH, which strip corrupts); all bytecode. Last,
+# `vae-serve --check` serves one request to each route in-process (the build fails unless
+# all answer), which compiles the bytecode of exactly the modules serving imports (sizes:
+# docs/deploy.md). torchgen and torch.testing stay: `import torch` imports both.
 RUN test -f model/vae_mnist.pt \
-    && pip install --no-deps --no-build-isolation . \
+    && pip install --no-deps --no-build-isolation --no-compile . \
     && pip uninstall --yes sympy mpmath networkx jinja2 MarkupSafe fsspec filelock \
-        watchfiles websockets pip setuptools wheel
+        watchfiles websockets pip setuptools \
+    && site="$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
+    && find "${site:?}" -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} + \
+    && find "${site:?}" -name '*.pyi' -delete \
+    && rm "${site:?}"/PIL/_avif.*.so "${site:?}"/pillow.libs/libavif-*.so* \
+    && find "${site:?}" -name '*.so*' ! -path '*/torch/lib/*' -print0 \
+        | while IFS= read -r -d '' so; do \
+            readelf -d "$so" | grep -q 'R[UN]*PATH' || strip --strip-unneeded "$so"; \
+        done \
+    && VAE_LOG_FORMAT=text vae-serve --check
 
 FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 vae \

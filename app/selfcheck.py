@@ -3,7 +3,7 @@ request to each route, exit status 0 only if every one answered 2xx.
 
 The image build runs it, so an image whose model or packages cannot serve is never shipped.
 It also leaves behind the bytecode of exactly the modules that serving imports: the image
-is installed without any and compiles only those (docs/deploy.md, "Image size").
+is installed without any and compiles only those (docs/deploy.md, "The image").
 """
 
 import io

@@ -7,6 +7,7 @@
 # chosen with TORCH_INDEX_URL; torch's own dependencies are locked here.
 # Deliberate updates only: `./scripts/lock.sh` keeps every pin that still satisfies
 # pyproject.toml; `./scripts/lock.sh --upgrade` (or `--upgrade-package NAME`) moves them.
+# requirements/choices.txt holds the deliberate exceptions (an older release, and why).
 # Read the diff, then record what moved in docs/CHANGELOG.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ fi
 # list, so setuptools (the build backend, via --build-deps-for editable) is pinned like the rest.
 compile=("$VENV/bin/pip-compile" --quiet --generate-hashes --strip-extras --no-emit-index-url
     --no-emit-find-links --unsafe-package torch --build-deps-for editable
-    --no-header --annotation-style line "$@")
+    --no-header --annotation-style line --constraint requirements/choices.txt "$@")
 "${compile[@]}" --output-file requirements/service.lock pyproject.toml
 "${compile[@]}" --extra dev --extra train --constraint requirements/service.lock \
     --output-file requirements/dev.lock pyproject.toml

@@ -10,14 +10,20 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "model" / "vae_mnist.pt"
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # where app/ and model/ are installed
+SHIPPED_MODEL = PACKAGE_ROOT / "model" / "vae_mnist.pt"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VAE_", env_file=".env", extra="ignore")
 
     # Model and hardware
-    model_path: Path = Field(SHIPPED_MODEL, description="TorchScript file to serve")
+    model_path: Path = Field(
+        SHIPPED_MODEL,
+        description="TorchScript file to serve; a relative path not found from the working "
+        "directory is looked up among the installed packages, so model/vae_dsprites.pt names "
+        "a shipped model in a checkout and in the image alike",
+    )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N (auto: CUDA if present)")
     torch_threads: int = Field(1, ge=1, le=256, description="torch intra-op threads")
     precision: Literal["float32", "bfloat16"] = Field(
@@ -83,6 +89,14 @@ class Settings(BaseSettings):
         "0.6-1.2 s at 128 connections from TCP retransmissions, asyncio 0.17-0.24 s",
     )
     graceful_timeout_s: float = Field(20.0, ge=0, description="drain time on SIGTERM (vae-serve)")
+
+    @field_validator("model_path")
+    @classmethod
+    def shipped_model_by_relative_path(cls, path: Path) -> Path:
+        installed = PACKAGE_ROOT / path
+        if not path.is_absolute() and not path.exists() and installed.exists():
+            return installed
+        return path
 
     @field_validator("api_key")
     @classmethod

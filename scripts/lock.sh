@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the lock files from pyproject.toml with pip-tools (pip-compile --generate-hashes):
-#   requirements/service.lock  what the service runs on (serve.sh, the image)
+#   requirements/service.lock  what the service runs on (serve.sh, the image), with the otel extra
+#                              (the OpenTelemetry SDK and OTLP exporter: idle unless OTEL_* asks)
 #   requirements/dev.lock      the same versions, plus the dev and train extras (test.sh, CI)
 # Every package with an exact version and its hashes, except torch: its exact pin and the CPU
 # index stay in serve.sh, test.sh and the Dockerfile (torch-index.sh), so a CUDA build can be
@@ -21,6 +22,6 @@ fi
 compile=("$VENV/bin/pip-compile" --quiet --generate-hashes --strip-extras --no-emit-index-url
     --no-emit-find-links --unsafe-package torch --build-deps-for editable
     --no-header --annotation-style line --constraint requirements/choices.txt "$@")
-"${compile[@]}" --output-file requirements/service.lock pyproject.toml
-"${compile[@]}" --extra dev --extra train --constraint requirements/service.lock \
+"${compile[@]}" --extra otel --output-file requirements/service.lock pyproject.toml
+"${compile[@]}" --extra otel --extra dev --extra train --constraint requirements/service.lock \
     --output-file requirements/dev.lock pyproject.toml

@@ -8,18 +8,23 @@ row-exactly. With max_wait_ms > 0 the batcher also waits that long for a batch t
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 Outputs = tuple[Tensor, ...]
+# The tags of the batch being run (each caller's, given to submit), for `run` to read:
+# tracing links the batch's span to every request in it (app.tracing).
+BATCH_TAGS: ContextVar[tuple] = ContextVar("batch_tags", default=())
 
 
 @dataclass
 class Pending:
     x: Tensor
     future: asyncio.Future
+    tag: object = None  # the caller's, for BATCH_TAGS
 
 
 class MicroBatcher:
@@ -48,9 +53,9 @@ class MicroBatcher:
             if not future.done():
                 future.set_exception(RuntimeError("the service is shutting down"))
 
-    async def submit(self, x: Tensor) -> Outputs:
+    async def submit(self, x: Tensor, tag: object = None) -> Outputs:
         future = asyncio.get_running_loop().create_future()
-        self.pending.append(Pending(x, future))
+        self.pending.append(Pending(x, future, tag=tag))
         self.wakeup.set()
         return await future
 
@@ -93,6 +98,7 @@ class MicroBatcher:
             return
         sizes = [len(p.x) for p in live]
         try:
+            BATCH_TAGS.set(tuple(p.tag for p in live))
             outputs = await self.run(torch.cat([p.x for p in live]))
         except Exception as e:  # every caller of the batch gets the model's error
             for p in live:

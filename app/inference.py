@@ -10,6 +10,7 @@ past VAE_QUEUE_CAPACITY waiting or running calls, requests get 503.
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,11 +18,12 @@ import torch
 from torch import Tensor
 
 from app import metrics
-from app.batching import MicroBatcher, Outputs
+from app.batching import BATCH_TAGS, MicroBatcher, Outputs
 from app.contract import ContractError, ModelContract, read_contract
 from app.errors import overloaded
 from app.operations import Operation, operations_for
 from app.settings import Settings
+from app.tracing import ModelCall, model_call, record_model_call
 from model import artifact
 
 log = logging.getLogger("app.inference")
@@ -87,7 +89,7 @@ class ModelService:
             if op.name == "score":
                 rows = max(1, self.settings.max_score_samples // args[0])
             wait_s = self.settings.max_wait_ms / 1000
-            run = lambda x: self.run_in_thread(op, x, *args)  # noqa: E731
+            run = lambda x: self.traced(op, self.run_in_thread(op, x, *args))  # noqa: E731
             self.batchers[key] = MicroBatcher(run, rows, wait_s)
             self.batchers[key].start()
         return self.batchers[key]
@@ -134,6 +136,21 @@ class ModelService:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, self.forward, op, x, *args)
 
+    async def traced(self, op: Operation, call: Awaitable[Outputs], calls: tuple = ()) -> Outputs:
+        """`call` (one model call, for the requests of `calls`, else of the batch being run:
+        BATCH_TAGS), with its spans where any of them is traced (app.tracing)."""
+        calls = [c for c in calls or BATCH_TAGS.get() if isinstance(c, ModelCall)]
+        if not calls:
+            return await call
+        started, error = time.time_ns(), None
+        try:
+            return await call
+        except BaseException as e:
+            error = e
+            raise
+        finally:
+            record_model_call(calls, op.name, self.version, started, time.time_ns(), error)
+
     async def run(self, name: str, x: Tensor, *args: object) -> Outputs:
         """Operation `name` on the rows of `x` for one request, batched with others when
         batching is on; its outputs, each with the rows of `x`. Admission first: past
@@ -142,14 +159,20 @@ class ModelService:
         if self.outstanding >= self.settings.queue_capacity:
             raise overloaded(f"{self.outstanding} model calls are queued; retry shortly")
         count(op, len(x), args)
+        traced = model_call(self.version, len(x))  # None unless traced
         self.outstanding += 1
         metrics.QUEUE_DEPTH.inc()
         try:
             batcher = self.batcher(op, args)
-            return await (batcher.submit(x) if batcher else self.run_in_thread(op, x, *args))
+            if batcher:
+                return await batcher.submit(x, traced)
+            call = self.run_in_thread(op, x, *args)
+            return await (call if traced is None else self.traced(op, call, (traced,)))
         finally:
             self.outstanding -= 1
             metrics.QUEUE_DEPTH.dec()
+            if traced is not None:  # post-processing starts
+                traced.request.model_done_ns = time.time_ns()
 
     async def warm_up(self) -> None:
         """Run every operation once (first calls are slow: TorchScript profiles them)."""

@@ -1,4 +1,4 @@
-"""Structured logging: one JSON object per line (or plain text), with the request id."""
+"""Structured logging: one JSON object per line (or plain text), with the request and trace ids."""
 
 import asyncio
 import functools
@@ -9,7 +9,18 @@ from typing import TextIO
 
 import orjson
 
-EXTRA_FIELDS = ("request_id", "method", "path", "route", "status", "duration_ms", "client")
+from app.tracing import TraceIdFilter
+
+EXTRA_FIELDS = (
+    "request_id",
+    "trace_id",
+    "method",
+    "path",
+    "route",
+    "status",
+    "duration_ms",
+    "client",
+)
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
@@ -37,6 +48,15 @@ class JSONFormatter(logging.Formatter):
             if value is not None:
                 entry[field] = value
         return orjson.dumps(entry, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """TEXT_FORMAT, then the trace id of a record written while a request was served."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        trace_id = getattr(record, "trace_id", None)
+        return line if trace_id is None else f"{line} trace_id={trace_id}"
 
 
 class AccessLog:
@@ -88,6 +108,7 @@ class AccessLog:
         status: int,
         seconds: float,
         client: str,
+        trace_id: str | None = None,
     ) -> None:
         now = time.time()
         if not self.json:
@@ -95,7 +116,8 @@ class AccessLog:
             local = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
             self.emit(
                 f"{local},{int(now % 1 * 1000):03d} INFO app.access "
-                f"{method} {shown} {status} {seconds * 1000:.1f}ms\n"  # one line, whatever the path
+                f"{method} {shown} {status} {seconds * 1000:.1f}ms"  # one line, whatever the path
+                f"{'' if trace_id is None else f' trace_id={trace_id}'}\n"
             )
             return
         entry = {
@@ -111,6 +133,8 @@ class AccessLog:
             "duration_ms": round(seconds * 1000, 2),
             "client": client,
         }
+        if trace_id is not None:
+            entry["trace_id"] = trace_id
         self.emit(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE).decode())
 
 
@@ -130,8 +154,9 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     if fmt == "json":
         handler.setFormatter(JSONFormatter())
     else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+        handler.setFormatter(TextFormatter(TEXT_FORMAT))
     handler.addFilter(DropHandledStartupTraceback())
+    handler.addFilter(TraceIdFilter())
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())

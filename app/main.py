@@ -14,8 +14,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from opentelemetry.trace import TracerProvider
 
-from app import metrics
+from app import metrics, tracing
 from app.errors import install_error_handlers
 from app.inference import ModelLoadError, ModelService
 from app.logs import AccessLog, configure_logging
@@ -89,8 +90,23 @@ async def lifespan(app: FastAPI):
         log.info("stopped")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    """The application; spans go to `tracer_provider` (tests), else to the global provider,
+    which FastAPI sets up from OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables
+    (docs/deploy.md, "Tracing"): the request's span is FastAPI's own, with the SDK's
+    propagator; app.tracing adds the queue, model and post-processing spans. Not set up, no
+    span is made (the trace id is still read or started: app.tracing)."""
     settings = settings or get_settings()
+    telemetry = {
+        "tracer_provider": tracer_provider,
+        "auto_configure": True,  # exporters only where OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set
+        "metrics": False,  # Prometheus has them (/metrics)
+        "logs": False,  # logs go to stderr, with their trace ids
+        "operation_spans": False,  # the spans of app.tracing instead
+        "exclude": tracing.untraced,  # health checks and metrics scrapes
+    }
     # /docs (Swagger UI) and /redoc with their scripts and styles served by the service itself
     # (fastapi-offline bundles them), so the API pages work without internet access.
     app = FastAPIOffline(
@@ -98,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         summary="A variational autoencoder for MNIST digits: encode, decode, sample, reconstruct.",
         lifespan=lifespan,
+        telemetry=telemetry,
     )
     app.state.settings = settings
     app.state.model = None
@@ -119,8 +136,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "Authorization",
                 "X-Request-ID",
                 "Inference-Header-Content-Length",
+                "traceparent",
+                "tracestate",
             ],
-            expose_headers=["X-Request-ID", "X-Seed", "Inference-Header-Content-Length"],
+            expose_headers=[
+                "X-Request-ID",
+                "X-Seed",
+                "Inference-Header-Content-Length",
+                "traceresponse",
+            ],
         )
     logs_requests = settings.access_log and settings.log_level.upper() in ("DEBUG", "INFO")
     flush_s = settings.access_log_flush_ms / 1000
@@ -131,6 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_upload_bytes,
         max_json_bytes=settings.max_json_bytes,
         access_log=access_log,
+        tracers=tracing.Tracers(tracer_provider),
     )
     return app
 

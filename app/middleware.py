@@ -15,7 +15,7 @@ import time
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import limits, metrics
+from app import limits, metrics, tracing
 from app.errors import error_response, is_v2
 from app.logs import AccessLog
 from app.media import parsed_as_json
@@ -67,12 +67,14 @@ class RequestContextMiddleware:
         max_body_bytes: int,
         max_json_bytes: int,
         access_log: AccessLog | None = None,
+        tracers: tracing.Tracers | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_json_bytes = max_json_bytes  # JSON is parsed on the event loop: keep it small
         self.access_log = access_log  # None: VAE_ACCESS_LOG=false, or a level above INFO
         self.series: dict[tuple[str, ...], tuple] = {}  # labels -> (counter, histogram)
+        self.tracers = tracers or tracing.Tracers()  # for the spans beside FastAPI's
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,6 +88,8 @@ class RequestContextMiddleware:
         if parsed_as_json(headers.get(b"content-type")) and self.max_json_bytes < limit:
             limit, kind = self.max_json_bytes, limits.JSON_BYTES
         scope.setdefault("state", {})["request_id"] = request_id
+        trace = tracing.start(headers, scope["headers"], self.tracers)
+        trace_token = tracing.CURRENT.set(trace)  # log records carry its trace id
         status = 500
         response_started = False
 
@@ -94,7 +98,12 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status, response_started = message["status"], True
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode()),
+                    (b"traceresponse", trace.traceresponse()),
+                ]
+                trace.responding()
             await send(message)
 
         received = 0
@@ -132,10 +141,18 @@ class RequestContextMiddleware:
         finally:
             metrics.IN_FLIGHT.dec()
             template = route_template(scope, root_path)
-            self.record(scope, template, status, time.perf_counter() - started, request_id)
+            seconds = time.perf_counter() - started
+            self.record(scope, template, status, seconds, request_id, trace.trace_id)
+            tracing.CURRENT.reset(trace_token)
 
     def record(
-        self, scope: Scope, template: str, status: int, seconds: float, request_id: str
+        self,
+        scope: Scope,
+        template: str,
+        status: int,
+        seconds: float,
+        request_id: str,
+        trace_id: str,
     ) -> None:
         protocol = "v2" if is_v2(scope["path"]) else "rest"
         labels = (template, scope["method"], str(status), protocol)
@@ -148,5 +165,12 @@ class RequestContextMiddleware:
         if self.access_log is not None:
             client = (scope.get("client") or ("", 0))[0]
             self.access_log.write(
-                request_id, scope["method"], scope["path"], template, status, seconds, client
+                request_id,
+                scope["method"],
+                scope["path"],
+                template,
+                status,
+                seconds,
+                client,
+                trace_id,
             )

@@ -6,10 +6,11 @@ row-exactly. With max_wait_ms > 0 the batcher also waits that long for a batch t
 """
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -25,6 +26,7 @@ class Pending:
     x: Tensor
     future: asyncio.Future
     tag: object = None  # the caller's, for BATCH_TAGS
+    queued_at: float = field(default_factory=time.perf_counter)
 
 
 class MicroBatcher:
@@ -33,8 +35,10 @@ class MicroBatcher:
         run: Callable[[Tensor], Awaitable[Outputs]],
         max_batch_size: int,
         max_wait_s: float = 0.0,
+        on_batch: Callable[[list[float], int], None] | None = None,
     ) -> None:
         self.run = run  # runs one batched call off the event loop
+        self.on_batch = on_batch  # (seconds each request waited, rows) as a batch starts
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self.pending: deque[Pending] = deque()
@@ -97,6 +101,9 @@ class MicroBatcher:
         if not live:
             return
         sizes = [len(p.x) for p in live]
+        if self.on_batch is not None:
+            now = time.perf_counter()
+            self.on_batch([now - p.queued_at for p in live], sum(sizes))
         try:
             BATCH_TAGS.set(tuple(p.tag for p in live))
             outputs = await self.run(torch.cat([p.x for p in live]))

@@ -90,7 +90,7 @@ class ModelService:
                 rows = max(1, self.settings.max_score_samples // args[0])
             wait_s = self.settings.max_wait_ms / 1000
             run = lambda x: self.traced(op, self.run_in_thread(op, x, *args))  # noqa: E731
-            self.batchers[key] = MicroBatcher(run, rows, wait_s)
+            self.batchers[key] = MicroBatcher(run, rows, wait_s, batch_observer(op.name, rows))
             self.batchers[key].start()
         return self.batchers[key]
 
@@ -136,6 +136,16 @@ class ModelService:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, self.forward, op, x, *args)
 
+    async def run_alone(self, op: Operation, x: Tensor, *args: object) -> Outputs:
+        """An unbatched call; its time in queue is its wait for the inference thread."""
+        queued_at = time.perf_counter()
+
+        def started() -> Outputs:
+            metrics.QUEUE_DURATION.labels(op.name).observe(time.perf_counter() - queued_at)
+            return self.forward(op, x, *args)
+
+        return await asyncio.get_running_loop().run_in_executor(self.executor, started)
+
     async def traced(self, op: Operation, call: Awaitable[Outputs], calls: tuple = ()) -> Outputs:
         """`call` (one model call, for the requests of `calls`, else of the batch being run:
         BATCH_TAGS), with its spans where any of them is traced (app.tracing)."""
@@ -166,7 +176,7 @@ class ModelService:
             batcher = self.batcher(op, args)
             if batcher:
                 return await batcher.submit(x, traced)
-            call = self.run_in_thread(op, x, *args)
+            call = self.run_alone(op, x, *args)
             return await (call if traced is None else self.traced(op, call, (traced,)))
         finally:
             self.outstanding -= 1
@@ -191,6 +201,20 @@ class ModelService:
         for _ in range(2):
             for op in self.operations.values():
                 await self.run_in_thread(op, *arguments.get(op.name, (x,)))
+
+
+def batch_observer(name: str, max_rows: int):
+    """What a batcher of operation `name` reports as each batch starts: every request's
+    time in queue, and the batch's fill (rows / max_rows)."""
+    queue_duration = metrics.QUEUE_DURATION.labels(name)
+    fill = metrics.BATCH_FILL.labels(name)
+
+    def observe(waits: list[float], rows: int) -> None:
+        for seconds in waits:
+            queue_duration.observe(seconds)
+        fill.observe(rows / max_rows)
+
+    return observe
 
 
 def count(op: Operation, rows: int, args: tuple) -> None:

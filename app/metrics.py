@@ -40,6 +40,20 @@ INFERENCE_DURATION = Histogram(
 BATCH_SIZE = Histogram(
     "vae_batch_size", "Rows in one model call", ["operation"], buckets=BATCH_BUCKETS
 )
+# Autoscaling signals (docs/deploy.md, "Autoscaling"): how long a request waited for its
+# model call, and how full each batched call was (rows / the batcher's max rows).
+QUEUE_DURATION = Histogram(
+    "vae_queue_duration_seconds",
+    "Time from a model call's admission to the start of the batch that runs it",
+    ["operation"],
+    buckets=LATENCY_BUCKETS,
+)
+BATCH_FILL = Histogram(
+    "vae_batch_fill_ratio",
+    "Rows in one batched model call over the most the batcher allows",
+    ["operation"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0),
+)
 QUEUE_DEPTH = Gauge(
     "vae_queue_depth", "Model calls waiting or running", multiprocess_mode="livesum"
 )

@@ -63,3 +63,19 @@ def test_service_drains_before_compose_kills_it():
     assert grace > Settings().graceful_timeout_s
     assert service["restart"] in ("always", "unless-stopped", "on-failure")
     assert service["deploy"]["resources"]["limits"]["memory"]
+
+
+def test_the_second_model_is_the_first_service_under_a_profile_with_its_own_port_and_model():
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    first, second = services["vae-serve"], services["vae-serve-dsprites"]
+    assert "profiles" not in first and second["profiles"] == ["dsprites"]
+    assert second["ports"] == ["${DSPRITES_PORT:-8001}:8000"]
+    assert second["environment"] == first["environment"] | {
+        "VAE_MODEL_PATH": "model/vae_dsprites.pt"
+    }
+    different = {"profiles", "ports", "environment"}
+    assert {k: v for k, v in second.items() if k not in different} == {
+        k: v for k, v in first.items() if k not in different
+    }
+    # nothing depends on it: a plain `up` (profile off) must not need it
+    assert all("vae-serve-dsprites" not in s.get("depends_on", {}) for s in services.values())

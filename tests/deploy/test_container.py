@@ -27,9 +27,12 @@ from tests.deploy.containers import (
     start_container,
 )
 from tests.deploy.helpers import ROOT, Process, free_port, http_get, image_env, wait_ready
+from tests.helpers import unavailable
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
+# The second shipped model (issue 23), named as users name it: relative to the package.
+DSPRITES_MODEL = "model/vae_dsprites.pt"
 COLD_START_S = 30  # the compose healthcheck's start_period: ready well before it ends
 TOLERANCE = 1e-5  # same file, same torch: only float summation order may differ
 
@@ -42,6 +45,23 @@ def test_without_root_these_tests_skip_but_fail_under_ci(monkeypatch):
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="need root"):
         require_root()
+
+
+def require_dsprites_model() -> None:
+    """Skip (fail under CI=true) until the dSprites model is committed: the image installs
+    model/*.pt from the checkout, so it ships the model exactly when the repository has it."""
+    if not (ROOT / DSPRITES_MODEL).is_file():
+        unavailable(f"{DSPRITES_MODEL} is not in the repository yet (issue 23: being trained)")
+
+
+def test_without_the_dsprites_model_its_checks_skip_but_fail_under_ci(monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "DSPRITES_MODEL", "model/absent.pt")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="not in the repository yet"):
+        require_dsprites_model()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="not in the repository yet"):
+        require_dsprites_model()
 
 
 @pytest.fixture(scope="module")
@@ -227,3 +247,21 @@ def test_every_endpoint_serves_from_the_final_image(container):
     assert sum(tally.statuses.values()) > 100
     assert tally.unexpected == []
     assert {"200", "400", "404", "415", "422"} <= set(tally.statuses)
+
+
+def test_the_image_serves_the_second_model_named_by_vae_model_path(image):
+    require_dsprites_model()
+    dsprites = start_container("dsprites", image, f"--env=VAE_MODEL_PATH={DSPRITES_MODEL}")
+    try:
+        dsprites.wait_ready()
+        status, body = http_get(dsprites.url + "/model")
+        assert status == 200, body
+        contract = json.loads(body)["contract"]
+        assert contract["image_shape"] == [1, 64, 64]
+        assert contract["classes"] == ["square", "ellipse", "heart"]
+        status, body = http_get(dsprites.url + "/sample?n=1&class=heart&seed=1")
+        assert status == 200, body
+        image_file = Image.open(io.BytesIO(body))
+        assert (image_file.format, image_file.size) == ("PNG", (64, 64))
+    finally:
+        dsprites.remove()

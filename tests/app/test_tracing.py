@@ -163,9 +163,10 @@ def test_batch_span_links_every_request_of_the_batch(traced):
         futures = [
             pool.submit(client.get, "/sample?n=2", headers={"traceparent": p}) for p in parents
         ]
-        # the first request's batch waits for the thread; the other three queue behind it
-        wait_until(lambda: len(batcher.pending) == 3, 30, "three requests queued")
-        gate.set()
+        try:  # the first request's batch waits for the thread; the other three queue behind it
+            wait_until(lambda: len(batcher.pending) == 3, 30, "three requests queued")
+        finally:
+            gate.set()  # never left blocked: the requests would wait forever
         responses = [f.result() for f in futures]
     assert [r.status_code for r in responses] == [200] * 4
     spans = by_name(exporter)

@@ -3,6 +3,8 @@
 Requests queue while the inference thread is busy; when it frees, everything queued (up
 to max_batch_size rows) runs as one concatenated tensor and the outputs are split back
 row-exactly. With max_wait_ms > 0 the batcher also waits that long for a batch to fill.
+A caller that gives up (its task cancelled: client gone, deadline passed) leaves the queue
+at once; one whose batch is already running has its rows dropped.
 """
 
 import asyncio
@@ -36,8 +38,12 @@ class MicroBatcher:
         max_batch_size: int,
         max_wait_s: float = 0.0,
         on_batch: Callable[[list[float], int], None] | None = None,
+        slot: asyncio.Lock | None = None,
     ) -> None:
         self.run = run  # runs one batched call off the event loop
+        # Held while a batch runs; shared by the batchers of one inference thread, so a batch
+        # waits here, not in the thread's queue, and its callers are checked when it starts.
+        self.slot = slot or asyncio.Lock()
         self.on_batch = on_batch  # (seconds each request waited, rows) as a batch starts
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
@@ -58,10 +64,22 @@ class MicroBatcher:
                 future.set_exception(RuntimeError("the service is shutting down"))
 
     async def submit(self, x: Tensor, tag: object = None) -> Outputs:
-        future = asyncio.get_running_loop().create_future()
-        self.pending.append(Pending(x, future, tag=tag))
+        pending = Pending(x, asyncio.get_running_loop().create_future(), tag=tag)
+        self.pending.append(pending)
         self.wakeup.set()
-        return await future
+        try:
+            return await pending.future
+        except asyncio.CancelledError:  # the caller gave up (client gone, deadline passed)
+            self.withdraw(pending)
+            raise
+
+    def withdraw(self, pending: Pending) -> None:
+        """Take a request out of the queue before its batch runs (found by identity: its
+        tensor has no usable ==). Already collected, it is skipped as its batch runs."""
+        for i, queued in enumerate(self.pending):
+            if queued is pending:
+                del self.pending[i]
+                return
 
     async def serve_forever(self) -> None:
         while True:
@@ -97,6 +115,10 @@ class MicroBatcher:
         return batch
 
     async def run_batch(self, batch: list[Pending]) -> None:
+        async with self.slot:
+            await self.run_live(batch)
+
+    async def run_live(self, batch: list[Pending]) -> None:
         live = [p for p in batch if not p.future.done()]  # callers that gave up are dropped
         if not live:
             return

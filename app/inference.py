@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from app import metrics
+from app import deadlines, metrics
 from app.batching import BATCH_TAGS, MicroBatcher, Outputs
 from app.contract import ContractError, ModelContract, read_contract
 from app.errors import overloaded
@@ -73,7 +73,9 @@ class ModelService:
         self.served: dict | None = None  # the /v2 models (app.oip.models.served_models)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self.outstanding = 0
+        self.warming = False  # warm-up calls are not counted as images encoded or decoded
         self.batchers: dict[tuple, MicroBatcher] = {}
+        self.slot = asyncio.Lock()  # the inference thread, as the batchers share it
 
     def batcher(self, op: Operation, args: tuple) -> MicroBatcher | None:
         """The batcher of `op` called with `args` (calls with other arguments, e.g. another
@@ -90,7 +92,8 @@ class ModelService:
                 rows = max(1, self.settings.max_score_samples // args[0])
             wait_s = self.settings.max_wait_ms / 1000
             run = lambda x: self.traced(op, self.run_in_thread(op, x, *args))  # noqa: E731
-            self.batchers[key] = MicroBatcher(run, rows, wait_s, batch_observer(op.name, rows))
+            observer = batch_observer(op.name, rows)
+            self.batchers[key] = MicroBatcher(run, rows, wait_s, observer, self.slot)
             self.batchers[key].start()
         return self.batchers[key]
 
@@ -127,6 +130,8 @@ class ModelService:
             outputs = tuple(o.float().cpu() for o in op.call(self.module, x, *args))
         metrics.INFERENCE_DURATION.labels(op.name).observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.labels(op.name).observe(len(x))
+        if not self.warming:  # counted as they run: work dropped for gone clients is not
+            count(op, len(x), args)
         return outputs
 
     def on_device(self, t: Tensor) -> Tensor:
@@ -164,20 +169,23 @@ class ModelService:
     async def run(self, name: str, x: Tensor, *args: object) -> Outputs:
         """Operation `name` on the rows of `x` for one request, batched with others when
         batching is on; its outputs, each with the rows of `x`. Admission first: past
-        VAE_QUEUE_CAPACITY outstanding calls, a 503."""
+        VAE_QUEUE_CAPACITY outstanding calls, a 503. Past the request's deadline
+        (app.deadlines), a 504 without model work; if it passes while the call waits or
+        runs, a 504 at the deadline, the call withdrawn from the queue."""
         op = self.operations[name]
+        deadline = deadlines.DEADLINE.get()
+        deadlines.check(deadline)
         if self.outstanding >= self.settings.queue_capacity:
             raise overloaded(f"{self.outstanding} model calls are queued; retry shortly")
-        count(op, len(x), args)
         traced = model_call(self.version, len(x))  # None unless traced
         self.outstanding += 1
         metrics.QUEUE_DEPTH.inc()
         try:
             batcher = self.batcher(op, args)
-            if batcher:
-                return await batcher.submit(x, traced)
-            call = self.run_alone(op, x, *args)
-            return await (call if traced is None else self.traced(op, call, (traced,)))
+            call = batcher.submit(x, traced) if batcher else self.run_alone(op, x, *args)
+            if not batcher and traced is not None:
+                call = self.traced(op, call, (traced,))
+            return await (call if deadline is None else deadlines.within(call, deadline))
         finally:
             self.outstanding -= 1
             metrics.QUEUE_DEPTH.dec()
@@ -198,9 +206,13 @@ class ModelService:
                 1.0,
             ),
         }
-        for _ in range(2):
-            for op in self.operations.values():
-                await self.run_in_thread(op, *arguments.get(op.name, (x,)))
+        self.warming = True
+        try:
+            for _ in range(2):
+                for op in self.operations.values():
+                    await self.run_in_thread(op, *arguments.get(op.name, (x,)))
+        finally:
+            self.warming = False
 
 
 def batch_observer(name: str, max_rows: int):
@@ -218,7 +230,8 @@ def batch_observer(name: str, max_rows: int):
 
 
 def count(op: Operation, rows: int, args: tuple) -> None:
-    """The images an operation's call encodes and decodes (score decodes k per image)."""
+    """The images an operation's call encodes and decodes (score decodes k per image),
+    counted by the inference thread as the call runs."""
     if op.encodes:
         metrics.IMAGES_ENCODED.inc(rows)
     if op.decodes:

@@ -1,11 +1,13 @@
-"""The outermost layer of every request (pure ASGI, no per-request task overhead).
+"""The outermost layer of every request (pure ASGI: no BaseHTTPMiddleware task).
 
 It gives each request an id (X-Request-ID, echoed back), refuses bodies over the upload
 limit (or the smaller JSON limit) before they are read (413), turns any unhandled exception
 into a JSON 500, counts and times the request by route template, and writes one access-log
-record.
+record. It stamps the arrival that deadlines count from (app.deadlines) and drops the work
+of a client that disconnects (app.disconnects: status 499).
 """
 
+import asyncio
 import itertools
 import logging
 import os
@@ -16,6 +18,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import limits, metrics, tracing
+from app.disconnects import DisconnectWatcher, has_body
 from app.errors import error_response, is_v2
 from app.logs import AccessLog
 from app.media import parsed_as_json
@@ -90,6 +93,7 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         trace = tracing.start(headers, scope["headers"], self.tracers)
         trace_token = tracing.CURRENT.set(trace)  # log records carry its trace id
+        scope["state"]["arrived"] = started  # deadlines count from here (app.deadlines)
         status = 500
         response_started = False
 
@@ -97,6 +101,7 @@ class RequestContextMiddleware:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status, response_started = message["status"], True
+                watcher.responded = True
                 message.setdefault("headers", [])
                 message["headers"] = [
                     *message["headers"],
@@ -120,10 +125,17 @@ class RequestContextMiddleware:
                 raise limits.BodyTooLarge(kind, f"more than {limit}", limit)
             return message
 
+        watcher = DisconnectWatcher(limited_receive)
         metrics.IN_FLIGHT.inc()
         root_path = scope.get("root_path", "")
         try:
-            await self.app(scope, limited_receive, send_with_id)
+            if not has_body(headers):
+                await watcher.start_now()
+            await self.app(scope, watcher.receive, send_with_id)
+        except asyncio.CancelledError:
+            if not watcher.abandoned:  # not the watcher's: the server's own cancellation
+                raise
+            status = watcher.settle()
         except Exception as e:
             error_log.error(
                 "unhandled %s on %s %s: %s",
@@ -139,6 +151,7 @@ class RequestContextMiddleware:
                 response = error_response(500, "internal_error", detail, path=scope["path"])
                 await response(scope, receive, send_with_id)
         finally:
+            watcher.stop()
             metrics.IN_FLIGHT.dec()
             template = route_template(scope, root_path)
             seconds = time.perf_counter() - started

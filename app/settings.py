@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(256, ge=1, le=4096, description="rows per batched model call")
     max_wait_ms: float = Field(0.0, ge=0, le=1000, description="extra wait for a batch to fill")
     queue_capacity: int = Field(256, ge=1, description="model calls waiting or running; more: 503")
+    request_timeout_s: float | None = Field(
+        None,
+        gt=0,
+        description="default deadline of a request, counted from its arrival, when it sets "
+        "none (X-Envoy-Expected-Rq-Timeout-Ms, /v2's timeout): past it, a request waiting for "
+        "the model is dropped and answered 504 (app/deadlines.py); unset: no deadline",
+    )
 
     # Limits (app/limits.py: a request over one gets 413 with a code naming it)
     max_upload_bytes: int = Field(10 * 2**20, ge=1024, description="largest request body")

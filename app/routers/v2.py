@@ -3,13 +3,15 @@
 Health answers like /healthz and /readyz (open without the API key; not ready while
 draining); everything else needs the key when one is set. Infer requests go through the
 same ModelService as the REST routes: admission control, micro-batching, metrics.
-Errors use the protocol's shape, {"error": message} (app/errors.py).
+Errors use the protocol's shape, {"error": message} (app/errors.py). An infer request's
+parameter `timeout` (microseconds, Triton's schedule-policy extension) is its deadline.
 """
 
 import torch
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
+from app import deadlines
 from app.dependencies import Model
 from app.errors import APIError
 from app.inference import ModelService
@@ -27,6 +29,7 @@ from app.oip.schemas import (
 )
 from app.oip.tensors import (
     HEADER_LENGTH,
+    bad_tensor,
     infer_response,
     input_array,
     parse_request,
@@ -152,6 +155,25 @@ INFER_RESPONSES = {
 }
 
 
+def deadline_parameter(request: Request, parameters: dict | None) -> None:
+    """Parameter `timeout` in microseconds, as Triton's (tritonclient's infer(timeout=...)):
+    the request's deadline, counted from its arrival; 0: the header's or the server's."""
+    timeout = (parameters or {}).get("timeout")
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, int):
+        raise bad_tensor(
+            "parameter timeout must be a whole number of microseconds", "invalid_request"
+        )
+    if not 0 <= timeout <= deadlines.MAX_BUDGET:
+        raise bad_tensor(
+            f"parameter timeout must be from 0 to 2^63-1 microseconds, not {timeout}",
+            "invalid_request",
+        )
+    if timeout:
+        deadlines.start(request, timeout / 1e6)
+
+
 async def run_inference(
     request: Request, service: ModelService, model_name: str, version: str | None
 ) -> Response:
@@ -162,6 +184,7 @@ async def run_inference(
         raise APIError(415, "unsupported_media_type", "send the body uncompressed")
     header, binary = split_body(await request.body(), request.headers.get(HEADER_LENGTH), settings)
     infer_request = parse_request(header)
+    deadline_parameter(request, infer_request.parameters)
     x = input_array(infer_request, served.input, binary, served.rows, settings)
     wanted = requested_outputs(infer_request, served.output_names)
     tensors = await served.run(service, torch.from_numpy(x), infer_request.parameters or {})

@@ -1,0 +1,84 @@
+"""Abandoned requests: the work of a client that has gone is dropped.
+
+Once a request's body has been read, the only message its ASGI `receive` can still give is
+`http.disconnect`: the client closed its connection (or, in uvicorn, the response is
+complete). A watcher task awaits it, event-driven (Starlette's `request.is_disconnected()`
+polls), and if no response has started it cancels the request's task: a request queued for
+the model leaves the batcher's queue (app.batching), one in a running batch has its rows
+dropped, and the post-processing (PNG, JSON) never runs. app.middleware then records status
+499 (nginx's "client closed the request") and counts vae_failures_total{reason="abandoned"}.
+A client gone while still sending its body is abandoned the same way.
+"""
+
+import asyncio
+
+from starlette.types import Message, Receive
+
+from app import metrics
+
+ABANDONED = metrics.FAILURES.labels("abandoned")
+STATUS = 499
+
+
+def has_body(headers: dict[bytes, bytes]) -> bool:
+    """HTTP/1.1: a request has a body only with a non-zero Content-Length or chunked."""
+    return b"transfer-encoding" in headers or headers.get(b"content-length", b"0") != b"0"
+
+
+class DisconnectWatcher:
+    """Wraps one request's `receive`; `receive` is what the app gets instead."""
+
+    __slots__ = ("raw", "task", "watcher", "held", "responded", "abandoned")
+
+    def __init__(self, receive: Receive) -> None:
+        self.raw = receive
+        self.task = asyncio.current_task()  # the request's
+        self.watcher: asyncio.Task | None = None
+        self.held: Message | None = None  # a bodiless request's message, kept for the app
+        self.responded = False  # set by the middleware once the response has started
+        self.abandoned = False
+
+    async def start_now(self) -> None:
+        """For a request without a body: read its one (empty) message and watch at once."""
+        self.held = await self.raw()
+        self.watch()
+
+    async def receive(self) -> Message:
+        if self.held is not None:
+            message, self.held = self.held, None
+            return message
+        if self.watcher is not None:  # the body has been read: only a disconnect can come
+            return await asyncio.shield(self.watcher)
+        message = await self.raw()
+        if message["type"] == "http.disconnect":  # gone while sending its body
+            self.abandon()
+            await asyncio.sleep(0)  # the cancellation lands here
+        elif not message.get("more_body", False):
+            self.watch()
+        return message
+
+    def watch(self) -> None:
+        self.watcher = asyncio.get_running_loop().create_task(self.wait_for_disconnect())
+
+    async def wait_for_disconnect(self) -> Message:
+        message = await self.raw()
+        if message["type"] == "http.disconnect" and not self.responded:
+            self.abandon()
+        return message
+
+    def abandon(self) -> None:
+        self.abandoned = True
+        self.task.cancel()
+
+    def settle(self) -> int:
+        """The request's task caught the watcher's cancellation: undo it (the task goes on to
+        record the request), count it; the status to record."""
+        self.task.uncancel()
+        ABANDONED.inc()
+        return STATUS
+
+    def stop(self) -> None:
+        """At the end of the request. The watcher ends by itself once the response is
+        complete (receive answers http.disconnect); it is cancelled only when none was."""
+        if self.watcher is not None and not self.watcher.done() and not self.responded:
+            self.watcher.cancel()

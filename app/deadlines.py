@@ -40,6 +40,31 @@ T = TypeVar("T")
 DEADLINE: ContextVar[float | None] = ContextVar("deadline", default=None)
 
 
+OPENAPI_PARAMETER = {
+    "name": HEADER,
+    "in": "header",
+    "required": False,
+    "schema": {"type": "integer", "minimum": 0, "maximum": MAX_BUDGET},
+    "description": "the request's time budget in milliseconds, from its arrival (Envoy sets "
+    "it from its route timeout): past it, waiting for the model ends in 504 "
+    "deadline_exceeded, without model work; 0 or absent: VAE_REQUEST_TIMEOUT_S",
+}
+
+
+def header_budget_ms(value: str | None) -> int | None:
+    """The header's milliseconds (None when absent), or 422 naming the header."""
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit() and int(value) <= MAX_BUDGET):
+        shown = value[:32] + ("..." if len(value) > 32 else "")
+        raise APIError(
+            422,
+            "invalid_parameters",
+            f"header {HEADER}: a whole number of milliseconds from 0 to 2^63-1, not {shown!r}",
+        )
+    return int(value)
+
+
 def start(request: Request, budget_s: float | None) -> None:
     """The request's deadline: `budget_s` seconds after its arrival (None or 0: none)."""
     if not budget_s:

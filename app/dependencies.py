@@ -3,40 +3,28 @@
 One dependency does both checks, and endpoints read the settings from the model: resolving
 dependencies is a measurable share of a request (docs/benchmarks.md, profiling). Its only
 sub-dependencies are the two API-key headers (app/security.py), through which FastAPI
-declares the security schemes, and the deadline header (app.deadlines), which it documents
-and validates (a value that is not a whole number of ms: 422). It is `async def`: a plain
+declares the security schemes. It also starts the request's deadline (app.deadlines) from
+its header, read by hand: a FastAPI Header parameter cost 6 % of /sample?n=1 throughput
+(scripts/bench/side_by_side.sh); app.openapi documents it. It is `async def`: a plain
 `def` would cost a threadpool round trip each time.
 """
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 
 from app import deadlines
 from app.errors import APIError
 from app.inference import ModelService
 from app.security import BearerKey, HeaderKey, check_api_key
 
-DeadlineHeader = Annotated[
-    int | None,
-    Header(
-        alias=deadlines.HEADER,
-        ge=0,
-        le=deadlines.MAX_BUDGET,
-        description="the request's time budget in milliseconds, from its arrival (Envoy "
-        "sets it from its route timeout): past it, waiting for the model ends in 504 "
-        "deadline_exceeded, without model work; 0 or absent: VAE_REQUEST_TIMEOUT_S",
-    ),
-]
 
-
-async def ready_model(
-    request: Request, header: HeaderKey, bearer: BearerKey, budget_ms: DeadlineHeader = None
-) -> ModelService:
+async def ready_model(request: Request, header: HeaderKey, bearer: BearerKey) -> ModelService:
     state = request.app.state
     check_api_key(state.settings.api_key, header, bearer)  # 401 before 503: nothing without it
     if not state.ready or state.model is None:
         raise APIError(503, "not_ready", "the model is not loaded yet", {"Retry-After": "1"})
+    budget_ms = deadlines.header_budget_ms(request.headers.get(deadlines.HEADER))
     deadlines.start(request, budget_ms / 1000 if budget_ms else state.settings.request_timeout_s)
     return state.model
 

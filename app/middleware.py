@@ -125,12 +125,10 @@ class RequestContextMiddleware:
                 raise limits.BodyTooLarge(kind, f"more than {limit}", limit)
             return message
 
-        watcher = DisconnectWatcher(limited_receive)
+        watcher = DisconnectWatcher(limited_receive, receive, has_body(headers))
         metrics.IN_FLIGHT.inc()
         root_path = scope.get("root_path", "")
         try:
-            if not has_body(headers):
-                await watcher.start_now()
             await self.app(scope, watcher.receive, send_with_id)
         except asyncio.CancelledError:
             if not watcher.abandoned:  # not the watcher's: the server's own cancellation

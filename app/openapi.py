@@ -1,14 +1,17 @@
 """The OpenAPI schema: FastAPI's, generated from the routes and pydantic models, plus the query
 parameters of app.queries' models (validated by a dependency, which FastAPI cannot see
-through) and what only the running service knows: whether the API-key schemes FastAPI
-declares from app.security apply (not when no key is set), and examples sized to the loaded
-model's latent dimension D.
+through), the deadline header (read by the model's dependency, app.deadlines) and what
+only the running service knows: whether the API-key schemes FastAPI declares from
+app.security apply (not when no key is set), and examples sized to the loaded model's
+latent dimension D.
 """
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
+from app.deadlines import OPENAPI_PARAMETER
+from app.dependencies import ready_model
 from app.queries import QueryParser
 
 EXAMPLE_Z = (0.5, -1.0, 0.2, 0.0)  # repeated to D values
@@ -38,6 +41,24 @@ def query_parameters(route: APIRoute) -> list[dict]:
                     {"name": name, "in": "query", "required": False, "schema": field} | description
                 )
     return parameters
+
+
+MODEL_WORK_TAGS = {"images in", "images out"}  # the REST routes that run the model
+
+
+def header_parameters(route: APIRoute, operation: dict) -> list[dict]:
+    """The deadline header (app.deadlines, read by the model's dependency) on the routes
+    that queue model work (REST's images in and out, /v2 infer), with the 422 of a bad
+    value and the 504 of a deadline passed, in the route's own error shape (its 503's)."""
+    runs_model = MODEL_WORK_TAGS & set(route.tags) or route.path.endswith("/infer")
+    if not runs_model or not any(d.call is ready_model for d in dependencies(route)):
+        return []
+    responses = operation["responses"]
+    error = responses["503"]
+    responses.setdefault("422", {**error, "description": "invalid parameters (or header)"})
+    deadline = "the request's deadline passed before the model could run it"
+    responses.setdefault("504", {**error, "description": deadline})
+    return [OPENAPI_PARAMETER]
 
 
 def drop_security(schema: dict) -> None:
@@ -81,7 +102,7 @@ def openapi_schema(app: FastAPI) -> dict:
             operation = schema["paths"].get(context.path_format, {}).get(method.lower())
             if operation is None:
                 continue
-            if parameters := query_parameters(route):
+            if parameters := query_parameters(route) + header_parameters(route, operation):
                 operation["parameters"] = [*operation.get("parameters", []), *parameters]
     model = app.state.model
     if model is None:

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 from schemathesis.python import asgi
 
+from app.deadlines import HEADER
 from app.main import create_app
 from app.settings import Settings
 
@@ -45,6 +46,11 @@ schema = schemathesis.pytest.from_fixture("api_schema")
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_every_operation_conforms_without_server_errors(case):
+    budget = (case.headers or {}).get(HEADER)
+    if isinstance(budget, str) and budget.isascii() and budget.isdigit():
+        # a valid deadline of a few ms may pass before the model runs: its 504 is the
+        # request's own doing (tests/reliability/test_deadlines.py), not a server error
+        case.headers[HEADER] = str(max(int(budget), 60_000))
     case.call_and_validate(excluded_checks=[positive_data_acceptance])
 
 

@@ -86,12 +86,12 @@ class Plan:
         return tuple(sorted({*self.concurrency, *extra}))
 
 
-QUICK = Plan(
+QUICK = Plan(  # a smoke run: long enough that a busy machine still completes requests
     systems=("inprocess", "vae-serve"),
     concurrency=(1, 4),
-    duration_s=1,
+    duration_s=2,
     repeats=1,
-    warmup_s=0,
+    warmup_s=1,
     inprocess_duration_s=0.5,
     cold_starts=1,
 )

@@ -186,10 +186,16 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(image):
         url = draining.url + "/encode"
         with concurrent.futures.ThreadPoolExecutor(heavy) as pool:
             futures = [pool.submit(httpx.post, url, files=files, timeout=60) for _ in range(heavy)]
+            # SIGTERM once all are being served, or as soon as the first one ends (on a
+            # busy machine the uploads can be staggered): the others are still in flight
             deadline = time.monotonic() + 10
-            while in_flight(draining.url) < heavy and time.monotonic() < deadline:
+            while (
+                in_flight(draining.url) < heavy
+                and not any(f.done() for f in futures)
+                and time.monotonic() < deadline
+            ):
                 time.sleep(0.02)
-            pending = sum(not f.done() for f in futures)  # all accepted, most still running
+            pending = sum(not f.done() for f in futures)
             signalled = time.monotonic()
             podman("kill", "--signal=TERM", draining.name)
             answers = [f.result() for f in futures]
@@ -198,7 +204,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(image):
         logs = draining.logs()
     finally:
         draining.remove()
-    assert pending >= heavy // 2
+    assert pending >= 1  # SIGTERM came with work in flight
     assert [answer.status_code for answer in answers] == [200] * heavy
     assert all(len(answer.json()) == len(files) for answer in answers)
     assert code == 0, logs[-3000:]

@@ -74,7 +74,7 @@ class DisconnectWatcher:
         if self.watcher is not None and self.body_read:  # only a disconnect can come now
             return await asyncio.shield(self.watcher)
         message = await self.raw()
-        if message["type"] == "http.disconnect":  # gone while sending its body
+        if message["type"] == "http.disconnect" and not self.responded:  # gone before an answer
             self.abandon()
             await asyncio.sleep(0)  # the cancellation lands here
         elif not message.get("more_body", False):

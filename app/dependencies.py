@@ -1,9 +1,9 @@
-"""Request-scoped access to the ready model, for callers that hold the API key if one is set.
+"""Request-scoped access to the ready model.
 
-One dependency does both checks, and endpoints read the settings from the model: resolving
-dependencies is a measurable share of a request (docs/benchmarks.md, profiling). Its only
-sub-dependencies are the two API-key headers (app/security.py), through which FastAPI
-declares the security schemes. It also starts the request's deadline (app.deadlines) from
+One dependency, without sub-dependencies, and endpoints read the settings from the model:
+resolving dependencies is a measurable share of a request (docs/benchmarks.md, profiling).
+The API key, when one is set, is checked before it by a dependency app.main adds to the
+keyed routers (app/security.py). It also starts the request's deadline (app.deadlines) from
 its header, read by hand: a FastAPI Header parameter cost 6 % of /sample?n=1 throughput
 (scripts/bench/side_by_side.sh); app.openapi documents it. It is `async def`: a plain
 `def` would cost a threadpool round trip each time.
@@ -16,12 +16,10 @@ from fastapi import Depends, Request
 from app import deadlines
 from app.errors import APIError
 from app.inference import ModelService
-from app.security import BearerKey, HeaderKey, check_api_key
 
 
-async def ready_model(request: Request, header: HeaderKey, bearer: BearerKey) -> ModelService:
+async def ready_model(request: Request) -> ModelService:
     state = request.app.state
-    check_api_key(state.settings.api_key, header, bearer)  # 401 before 503: nothing without it
     if not state.ready or state.model is None:
         raise APIError(503, "not_ready", "the model is not loaded yet", {"Retry-After": "1"})
     budget_ms = deadlines.header_budget_ms(request.headers.get(deadlines.HEADER))

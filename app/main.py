@@ -10,7 +10,7 @@ import signal
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
@@ -23,6 +23,7 @@ from app.logs import AccessLog, configure_logging
 from app.middleware import RequestContextMiddleware
 from app.openapi import openapi_schema
 from app.routers import demo, encoding, generation, health, info, scoring, v2
+from app.security import require_api_key
 from app.settings import Settings, get_settings
 
 log = logging.getLogger("app")
@@ -122,8 +123,11 @@ def create_app(
     app.state.draining = False
     app.openapi = lambda: openapi_schema(app)
     install_error_handlers(app)
-    for module in (encoding, scoring, generation, info, health, v2, demo):
-        app.include_router(module.router)
+    keyed = [Depends(require_api_key)] if settings.api_key is not None else []
+    for router in (encoding.router, scoring.router, generation.router, info.router, v2.router):
+        app.include_router(router, dependencies=keyed)
+    for router in (health.router, v2.probes, demo.router):
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=demo.STATIC_DIR), name="static")
     if settings.cors_origins:
         app.add_middleware(

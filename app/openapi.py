@@ -1,9 +1,8 @@
 """The OpenAPI schema: FastAPI's, generated from the routes and pydantic models, plus the query
 parameters of app.queries' models (validated by a dependency, which FastAPI cannot see
 through), the deadline header (read by the model's dependency, app.deadlines) and what
-only the running service knows: whether the API-key schemes FastAPI declares from
-app.security apply (not when no key is set), and examples sized to the loaded model's
-latent dimension D.
+only the running service knows: examples sized to the loaded model's latent dimension D.
+(FastAPI declares the API-key schemes itself, on the routes app.main keys when a key is set.)
 """
 
 from fastapi import FastAPI
@@ -61,14 +60,6 @@ def header_parameters(route: APIRoute, operation: dict) -> list[dict]:
     return [OPENAPI_PARAMETER]
 
 
-def drop_security(schema: dict) -> None:
-    """No key is set, so every route is open: remove the schemes FastAPI declared."""
-    schema.get("components", {}).pop("securitySchemes", None)
-    for operations in schema["paths"].values():
-        for operation in operations.values():
-            operation.pop("security", None)
-
-
 def latent_examples(schema: dict, latent_dim: int) -> None:
     """Examples of /decode and /interpolate bodies with D values per vector."""
     z = [EXAMPLE_Z[i % len(EXAMPLE_Z)] for i in range(latent_dim)]
@@ -92,8 +83,6 @@ def openapi_schema(app: FastAPI) -> dict:
         description=app.description,
         routes=app.routes,
     )
-    if app.state.settings.api_key is None:
-        drop_security(schema)
     for context in iter_route_contexts(app.routes):  # included routers' routes too
         route = context.original_route
         if not isinstance(route, APIRoute):

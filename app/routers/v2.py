@@ -8,7 +8,7 @@ parameter `timeout` (microseconds, Triton's schedule-policy extension) is its de
 """
 
 import torch
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from app import deadlines
@@ -36,13 +36,14 @@ from app.oip.tensors import (
     requested_outputs,
     split_body,
 )
-from app.security import require_api_key
 
 EXTENSIONS = ["binary_tensor_data"]
 NOT_READY_STATUS = 400  # the protocol: 200 is true, a 4xx false (Triton answers 400)
 
+# `router` holds what needs the API key when one is set (app.main adds the check);
+# `probes`, the server's liveness and readiness, never do.
 router = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"], responses=V2_ERRORS)
-keyed = [Depends(require_api_key)]
+probes = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"], responses=V2_ERRORS)
 
 
 def is_ready(request: Request) -> bool:
@@ -50,7 +51,7 @@ def is_ready(request: Request) -> bool:
     return bool(state.ready and not state.draining and state.model is not None)
 
 
-@router.get("", response_model=ServerMetadataResponse, dependencies=keyed)
+@router.get("", response_model=ServerMetadataResponse)
 async def server_metadata(request: Request) -> ServerMetadataResponse:
     """Server metadata: name, version and the protocol extensions supported."""
     return ServerMetadataResponse(
@@ -58,13 +59,13 @@ async def server_metadata(request: Request) -> ServerMetadataResponse:
     )
 
 
-@router.get("/health/live", response_model=LiveResponse)
+@probes.get("/health/live", response_model=LiveResponse)
 async def server_live() -> LiveResponse:
     """Liveness, as /healthz."""
     return LiveResponse(live=True)
 
 
-@router.get(
+@probes.get(
     "/health/ready",
     response_model=ReadyResponse,
     responses={NOT_READY_STATUS: {"model": ReadyResponse, "description": "not ready"}},
@@ -105,7 +106,6 @@ READY_RESPONSES = {NOT_READY_STATUS: {"model": ModelReadyResponse, "description"
     "/models/{model_name}/ready",
     response_model=ModelReadyResponse,
     responses=READY_RESPONSES,
-    dependencies=keyed,
 )
 async def model_ready(model_name: str, request: Request) -> Response:
     """Model readiness: 200 when it can serve, 400 (the protocol's 'false') otherwise."""
@@ -116,7 +116,6 @@ async def model_ready(model_name: str, request: Request) -> Response:
     "/models/{model_name}/versions/{model_version}/ready",
     response_model=ModelReadyResponse,
     responses=READY_RESPONSES,
-    dependencies=keyed,
 )
 async def model_version_ready(model_name: str, model_version: str, request: Request) -> Response:
     """Readiness of one version of a model."""

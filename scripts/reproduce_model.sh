@@ -21,7 +21,7 @@ python -m model.plots "$run"                                        # learning c
 python -m model.plots "$run-ft50" --checkpoint "$run-ft50/last.pt"  # pictures of the shipped model
 
 # The dSprites beta-VAE beside it (docs/dsprites.md): images rendered from the factors, no
-# download; 900,000 images seen, ~1 h on one busy CPU thread, then ~15 min of export and figures.
-vae-train --dataset dsprites --epochs 18 --epoch-images 50000 --val-size 2000 --out runs/dsprites
+# download; 1.3 M images seen, ~1 h on one busy CPU thread, then ~15 min of export and figures.
+vae-train --dataset dsprites --epochs 26 --epoch-images 50000 --val-size 2000 --out runs/dsprites
 vae-export runs/dsprites/best.pt --out model/vae_dsprites.pt --score-k 50  # card + heads
 python -m model.evaluate_dsprites model/vae_dsprites.pt  # figures into the card, docs/img/dsprites_*

@@ -126,6 +126,27 @@ def image_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
+DECODE_COPIES = 2  # the decoded image and one converted copy (to_grey, resizing.eight_bit)
+
+
+def decoded_bytes(data: bytes, max_pixels: int) -> int:
+    """Bytes of the pixel buffers that decoding `data` takes, from its header alone: width x
+    height x Pillow's bytes per pixel for its mode (1 for 1/L/P, 2 for 16-bit grey, else 4:
+    Pillow stores RGB in 4), DECODE_COPIES times. 0 for an image refused before decoding
+    (no readable header, over `max_pixels`). A JPEG decoded reduced (open_image) takes less."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))  # reads the header only
+    except (Image.DecompressionBombError, *UNREADABLE):
+        return 0
+    pixels = image.width * image.height
+    if pixels > max_pixels:
+        return 0
+    per_pixel = 1 if image.mode in ("1", "L", "P") else 2 if image.mode.startswith("I;16") else 4
+    return pixels * per_pixel * DECODE_COPIES
+
+
 def grey_png(data: bytes, max_pixels: int) -> np.ndarray | None:
     """An 8-bit greyscale PNG (how MNIST digits are usually saved), decoded by OpenCV, as
     to_grey gives it (float32 in [0, 1], shrunk); None for anything else, which open_image

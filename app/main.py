@@ -20,6 +20,7 @@ from app import metrics, tracing
 from app.errors import install_error_handlers
 from app.inference import ModelLoadError, ModelService
 from app.logs import AccessLog, configure_logging
+from app.memory import MemoryBudget
 from app.middleware import RequestContextMiddleware
 from app.openapi import openapi_schema
 from app.routers import demo, encoding, generation, health, info, scoring, v2
@@ -154,10 +155,12 @@ def create_app(
     flush_s = settings.access_log_flush_ms / 1000
     access_log = AccessLog(settings.log_format, flush_s=flush_s) if logs_requests else None
     app.state.access_log = access_log
+    app.state.memory_budget = MemoryBudget(settings.max_inflight_bytes)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_upload_bytes,
         max_json_bytes=settings.max_json_bytes,
+        budget=app.state.memory_budget,
         access_log=access_log,
         tracers=tracing.Tracers(tracer_provider),
     )

@@ -14,6 +14,7 @@ from starlette.datastructures import UploadFile
 from app import imaging, limits, resizing
 from app.contract import ModelContract
 from app.errors import APIError
+from app.memory import BudgetExceeded, MemoryBudget
 from app.queries import OutputFormat
 from app.settings import Settings
 
@@ -72,7 +73,7 @@ async def read_uploads(request: Request, settings: Settings) -> list[bytes]:
         most = settings.max_batch_items
         try:  # the parser stops at the first file over the limit
             form = await request.form(max_files=most, max_fields=16)
-        except limits.BodyTooLarge:
+        except (limits.BodyTooLarge, BudgetExceeded):
             raise
         except Exception as e:  # starlette's MultiPartException and parser errors
             # starlette raises one MultiPartException (an HTTPException(400) inside an app)
@@ -115,17 +116,21 @@ async def decode_images(
 ) -> torch.Tensor:
     """Image files -> (N, C, H, W) float32 in [0, 1], by the model's preprocessor."""
     preprocess, most = preprocessor(model.contract), model.settings.max_image_pixels
+    size = (model.contract.width, model.contract.height)
+    inline = decodes_inline(blobs, size)
+    budget = None if inline else request.app.state.memory_budget  # model-sized: ~3 KB
 
     def preprocess_all() -> list[np.ndarray]:
-        return [preprocess_one(preprocess, b, i, len(blobs), most) for i, b in enumerate(blobs)]
+        return [
+            preprocess_one(preprocess, b, i, len(blobs), most, budget) for i, b in enumerate(blobs)
+        ]
 
     # A few model-sized images (a 28x28 PNG is ~0.3 KB) decode faster than a thread
     # hand-off; others go to threads so the event loop keeps serving; at most
     # VAE_DECODE_THREADS at once (app.main), not anyio's default 40, which had 128
     # concurrent photos decoding together: all their buffers alive at once, on one or two
     # cores.
-    size = (model.contract.width, model.contract.height)
-    arrays = await run(request, decodes_inline(blobs, size), preprocess_all)
+    arrays = await run(request, inline, preprocess_all)
     return torch.from_numpy(np.stack(arrays))
 
 
@@ -147,15 +152,27 @@ def decodes_inline(blobs: list[bytes], size: tuple[int, int]) -> bool:
 
 
 def preprocess_one(
-    preprocess: Preprocess, blob: bytes, index: int, count: int, max_pixels: int
+    preprocess: Preprocess,
+    blob: bytes,
+    index: int,
+    count: int,
+    max_pixels: int,
+    budget: MemoryBudget | None,
 ) -> np.ndarray:
-    """One upload preprocessed; in a batch, an error says which image it is about."""
+    """One upload preprocessed; in a batch, an error says which image it is about. Its pixel
+    buffers are held against `budget` while it decodes (never refused: app.memory)."""
+    pixels = 0 if budget is None else imaging.decoded_bytes(blob, max_pixels)
+    if pixels:
+        budget.force(pixels)
     try:
         return preprocess(blob, max_pixels)
     except APIError as e:
         if count > 1:
             e.detail = f"image {index + 1} of {count}: {e.detail}"
         raise
+    finally:
+        if pixels:
+            budget.release(pixels)
 
 
 def with_inputs(results: list[dict], x: torch.Tensor, include: bool) -> list[dict]:

@@ -60,6 +60,11 @@ QUEUE_DEPTH = Gauge(
 IN_FLIGHT = Gauge(
     "vae_requests_in_flight", "HTTP requests being served", multiprocess_mode="livesum"
 )
+INFLIGHT_BYTES = Gauge(
+    "vae_inflight_bytes",
+    "Bytes of request bodies and decoded images held against VAE_MAX_INFLIGHT_BYTES",
+    multiprocess_mode="livesum",
+)
 IMAGES_ENCODED = Counter("vae_images_encoded_total", "Images run through the encoder")
 IMAGES_DECODED = Counter("vae_images_decoded_total", "Images produced by the decoder")
 FAILURES = Counter("vae_failures_total", "Requests that failed, by reason", ["reason"])

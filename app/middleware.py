@@ -1,7 +1,8 @@
 """The outermost layer of every request (pure ASGI: no BaseHTTPMiddleware task).
 
 It gives each request an id (X-Request-ID, echoed back), refuses bodies over the upload
-limit (or the smaller JSON limit) before they are read (413), turns any unhandled exception
+limit (or the smaller JSON limit) before they are read (413), and bodies past the memory
+budget of all requests together (app.memory: 503 `memory_budget`), turns any unhandled exception
 into a JSON 500, counts and times the request by route template, and writes one access-log
 record. It stamps the arrival that deadlines count from (app.deadlines) and drops the work
 of a client that disconnects (app.disconnects: status 499).
@@ -22,6 +23,7 @@ from app.disconnects import DisconnectWatcher, has_body
 from app.errors import error_response, is_v2
 from app.logs import AccessLog
 from app.media import parsed_as_json
+from app.memory import BudgetExceeded, MemoryBudget
 
 error_log = logging.getLogger("app.errors")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # anything else is replaced, not trusted
@@ -69,12 +71,14 @@ class RequestContextMiddleware:
         app: ASGIApp,
         max_body_bytes: int,
         max_json_bytes: int,
+        budget: MemoryBudget | None = None,
         access_log: AccessLog | None = None,
         tracers: tracing.Tracers | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_json_bytes = max_json_bytes  # JSON is parsed on the event loop: keep it small
+        self.budget = budget or MemoryBudget(2**63)  # bodies and decoded images held at once
         self.access_log = access_log  # None: VAE_ACCESS_LOG=false, or a level above INFO
         self.series: dict[tuple[str, ...], tuple] = {}  # labels -> (counter, histogram)
         self.tracers = tracers or tracing.Tracers()  # for the spans beside FastAPI's
@@ -114,18 +118,30 @@ class RequestContextMiddleware:
         received = 0
         declared = headers.get(b"content-length")
         declared_size = int(declared) if declared is not None and declared.isdigit() else 0
+        body = has_body(headers)
+        # The budget is asked for the declared length, or the limit when none is declared
+        # (chunked), and trued down to what came once the body is complete.
+        wanted = declared_size if declared is not None else limit if body else 0
+        budget, held = self.budget, 0
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, wanted, held
             if declared_size > limit:  # refused before a byte is read, once routed
                 raise limits.BodyTooLarge(kind, declared_size, limit)
+            if wanted:  # the route's first read: admitted, or refused before a byte is read
+                if not budget.reserve(wanted):
+                    raise BudgetExceeded(wanted, budget)
+                held, wanted = wanted, 0
             message = await receive()
             received += len(message.get("body", b""))
             if received > limit:
                 raise limits.BodyTooLarge(kind, f"more than {limit}", limit)
+            if held > received and not message.get("more_body", False):
+                budget.release(held - received)
+                held = received
             return message
 
-        watcher = DisconnectWatcher(limited_receive, receive, has_body(headers))
+        watcher = DisconnectWatcher(limited_receive, receive, body)
         metrics.IN_FLIGHT.inc()
         root_path = scope.get("root_path", "")
         try:
@@ -150,6 +166,8 @@ class RequestContextMiddleware:
                 await response(scope, receive, send_with_id)
         finally:
             watcher.stop()
+            if held:
+                budget.release(held)
             metrics.IN_FLIGHT.dec()
             template = route_template(scope, root_path)
             seconds = time.perf_counter() - started

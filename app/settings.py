@@ -68,6 +68,13 @@ class Settings(BaseSettings):
         ge=784,
         description="largest response in pixels, images x (28 x scale)^2 (e.g. 256 at scale 4)",
     )
+    max_inflight_bytes: int = Field(
+        512 * 2**20,
+        ge=2**20,
+        description="most bytes of request bodies and decoded images held at once, all "
+        "requests together (app/memory.py); a body past it gets 503 memory_budget before it "
+        "is read. 512 MiB fits a 2 GiB container (docs/deploy.md, Memory)",
+    )
     decode_threads: int = Field(
         2, ge=1, le=64, description="threads decoding large uploads (bounds their memory)"
     )

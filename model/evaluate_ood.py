@@ -65,6 +65,8 @@ METHODS = {  # name -> what it is, for the table
     "typicality": "typicality (ll, reconstruction, KL), Mahalanobis",
     "typicality_context": "typicality (ll, reconstruction, KL, background ll), Mahalanobis",
     "typicality_all": "typicality (ll, reconstruction, KL, background ll, PNG bits)",
+    "typicality_context_kde": "typicality (ll, reconstruction, KL, background ll), kernel density",
+    "typicality_all_kde": "typicality (the same and PNG bits), kernel density",
 }
 
 
@@ -173,6 +175,10 @@ TYPICALITY = {  # method -> the statistics it tests
     "typicality_context": ("log_likelihood", "reconstruction", "kl", "context"),
     "typicality_all": ("log_likelihood", "reconstruction", "kl", "context", "png_bits"),
 }
+KDE = {  # the same statistics with a kernel density instead of one Gaussian
+    "typicality_context_kde": TYPICALITY["typicality_context"],
+    "typicality_all_kde": TYPICALITY["typicality_all"],
+}
 
 
 def summary(s: dict, names: tuple[str, ...]) -> torch.Tensor:
@@ -180,10 +186,13 @@ def summary(s: dict, names: tuple[str, ...]) -> torch.Tensor:
 
 
 def with_typicality(s: dict, fitted: dict) -> dict:
-    """Adds the typicality methods (their Gaussians fitted on training statistics)."""
+    """Adds the typicality methods (their densities fitted on training statistics)."""
     for method, names in TYPICALITY.items():
         if s:
             s[method] = ood.typicality(summary(s, names), *fitted[method])
+    for method, names in KDE.items():
+        if s:
+            s[method] = ood.kde_log_density(summary(s, names), *fitted[method])
     return s
 
 
@@ -200,6 +209,7 @@ def costs(module, x: torch.Tensor, k: int, fitted: dict, repeats: int = 3) -> di
         return 1000 * best / len(x)
 
     base = per_image(lambda: [module.score(b, k) for b in x.split(100)])
+    five = summary(statistics(module, x, k, fitted), TYPICALITY["typicality_all"])
     extra = {
         "log_likelihood": 0.0,
         "complexity_png": per_image(lambda: ood.compressed_bits(x, "png")),
@@ -213,6 +223,19 @@ def costs(module, x: torch.Tensor, k: int, fitted: dict, repeats: int = 3) -> di
         "typicality_all": per_image(
             lambda: (ood.context_log_likelihood(x, fitted["context"]), ood.compressed_bits(x))
         ),
+        "typicality_context_kde": per_image(
+            lambda: (
+                ood.context_log_likelihood(x, fitted["context"]),
+                ood.kde_log_density(five[:, :4], *fitted["typicality_context_kde"]),
+            )
+        ),
+        "typicality_all_kde": per_image(
+            lambda: (
+                ood.context_log_likelihood(x, fitted["context"]),
+                ood.compressed_bits(x),
+                ood.kde_log_density(five, *fitted["typicality_all_kde"]),
+            )
+        ),
     }
     return {"vae_score_ms": base, "extra_ms": extra}
 
@@ -223,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n", type=int, default=300, help="images per OOD set (default 300)")
     p.add_argument("--n-test", type=int, default=1000, help="MNIST test digits (default 1000)")
     p.add_argument("--n-val", type=int, default=1000, help="threshold digits (default 1000)")
-    p.add_argument("--n-fit", type=int, default=1000, help="typicality fit (default 1000)")
+    p.add_argument("--n-fit", type=int, default=2000, help="typicality fit (default 2000)")
     p.add_argument("--k", type=int, default=50, help="importance samples (default 50)")
     p.add_argument("--rejection", type=float, default=0.01, help="of val digits (default 0.01)")
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR)")
@@ -243,6 +266,8 @@ def main(argv: list[str] | None = None) -> None:
     s = statistics(module, fit[: args.n_fit], args.k, fitted)
     for method, names in TYPICALITY.items():
         fitted[method] = ood.fit_gaussian(summary(s, names))
+    for method, names in KDE.items():
+        fitted[method] = ood.fit_kde(summary(s, names))
 
     sets = ood_sets(test, args.n, args.seed)
     raw = {"MNIST validation (thresholds)": val[: args.n_val], "MNIST test": test[: args.n_test]}

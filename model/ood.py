@@ -15,7 +15,9 @@ works for any model the service loads (image shape from the input, (N, C, H, W) 
   a table of counts from the training images; `fit_context_background`) or a
   pixel-independent one (`fit_pixel_background`).
 - a typicality test on summary statistics (DoSE, Morningstar et al. 2021): the Mahalanobis
-  distance of (statistics of x) to their training distribution (`fit_gaussian`).
+  distance of (statistics of x) to their training distribution (`fit_gaussian`), or their
+  kernel density (`fit_kde`): the method docs/capabilities.md chooses, over (log-likelihood,
+  reconstruction, KL, context-background log-likelihood, PNG bits).
 
 Every score is "higher = more like the training data"; `threshold_at` sets a threshold on
 held-out in-distribution scores, `auroc` measures a score against an outlier set.

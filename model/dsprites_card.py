@@ -172,6 +172,9 @@ def evaluation_markdown(ev: dict) -> str:
         (f"MIG (Chen et al. 2018; {mig['bins']} bins, over the 5 factors)", mig["mig"]),
     ]
     table = "\n".join(f"| {name} | **{value:.3f}** |" for name, value in figures)
+    if "r2_mlp" in ev:  # the same factors through a small MLP: is the information there at all
+        nonlinear = ", ".join(f"{k} {v:.3f}" for k, v in ev["r2_mlp"].items())
+        table += f"\n| R² of an MLP read-out (D-64-64-1) of mu: {nonlinear} | |"
     dims = "\n".join(
         f"| {d['dim']} | {d['kl']:.2f} | {d['factor']} | {d['mi_share']:.2f} |" for d in ev["dims"]
     )

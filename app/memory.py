@@ -15,7 +15,11 @@ before it is decoded. They are counted but never refused: their request was admi
 its body, and VAE_DECODE_THREADS bounds how many decode at once.
 """
 
+import asyncio
+import ctypes
+import logging
 import threading
+import time
 
 from starlette.exceptions import HTTPException
 
@@ -23,6 +27,13 @@ from app import metrics
 from app.errors import APIError
 
 RETRY_AFTER_S = "1"
+TRIM_AFTER_BYTES = 2**20  # a request that held this much is followed by a trim
+TRIM_EVERY_S = 1.0
+log = logging.getLogger("app.memory")
+try:  # glibc's; None elsewhere (musl, macOS), where nothing is trimmed
+    malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+except (OSError, AttributeError):
+    malloc_trim = None
 
 
 class BudgetExceeded(HTTPException):
@@ -70,3 +81,37 @@ class MemoryBudget:
         with self.lock:
             self.held -= n
             metrics.INFLIGHT_BYTES.set(self.held)
+
+
+class Trimmer:
+    """Gives the heap's free pages back to the OS (glibc's malloc_trim) once large bodies
+    are no longer in flight, at most once every TRIM_EVERY_S, on a thread.
+
+    Without it RSS stayed at its peak after a burst: 60 raw uploads of 9 MB left a server
+    at 855 MiB from a baseline of 359 (scripts/slow_uploads.py --raw): a body arrives in
+    pieces of 64 KB to 1 MB, under glibc's mmap threshold once it has risen, so they come
+    from the heap, which keeps freed pages. With it: 343 MiB. A trim of that heap took
+    16-42 ms: on a thread (ctypes lets the GIL go), and not while large bodies keep coming,
+    whose memory would be taken again at once.
+    """
+
+    def __init__(self) -> None:
+        self.last = 0.0
+        self.pending: asyncio.TimerHandle | None = None
+
+    def soon(self) -> None:
+        if malloc_trim is None or self.pending is not None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self.last + TRIM_EVERY_S - loop.time())
+        self.pending = loop.call_later(delay, self.trim, loop)
+
+    def trim(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.pending, self.last = None, loop.time()
+        loop.run_in_executor(None, trim_heap)
+
+
+def trim_heap() -> None:
+    started = time.perf_counter()
+    malloc_trim(0)
+    log.debug("malloc_trim took %.2f ms", (time.perf_counter() - started) * 1000)

@@ -23,7 +23,7 @@ from app.disconnects import DisconnectWatcher, has_body
 from app.errors import error_response, is_v2
 from app.logs import AccessLog
 from app.media import parsed_as_json
-from app.memory import BudgetExceeded, MemoryBudget
+from app.memory import TRIM_AFTER_BYTES, BudgetExceeded, MemoryBudget, Trimmer
 
 error_log = logging.getLogger("app.errors")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # anything else is replaced, not trusted
@@ -79,6 +79,7 @@ class RequestContextMiddleware:
         self.max_body_bytes = max_body_bytes
         self.max_json_bytes = max_json_bytes  # JSON is parsed on the event loop: keep it small
         self.budget = budget or MemoryBudget(2**63)  # bodies and decoded images held at once
+        self.trimmer = Trimmer()  # RSS back near its baseline after large bodies
         self.access_log = access_log  # None: VAE_ACCESS_LOG=false, or a level above INFO
         self.series: dict[tuple[str, ...], tuple] = {}  # labels -> (counter, histogram)
         self.tracers = tracers or tracing.Tracers()  # for the spans beside FastAPI's
@@ -168,6 +169,8 @@ class RequestContextMiddleware:
             watcher.stop()
             if held:
                 budget.release(held)
+                if held >= TRIM_AFTER_BYTES and budget.held < TRIM_AFTER_BYTES:
+                    self.trimmer.soon()  # the last large body: RSS back near its baseline
             metrics.IN_FLIGHT.dec()
             template = route_template(scope, root_path)
             seconds = time.perf_counter() - started

@@ -10,7 +10,9 @@ spooled to /tmp, out of the RSS measured here).
 import json
 
 import pytest
+from PIL import Image
 
+from app import imaging
 from app.memory import MemoryBudget
 from scripts.readiness import free_port, http_status, wait_ready
 from scripts.slow_uploads import (
@@ -21,8 +23,8 @@ from scripts.slow_uploads import (
     start_upload,
     unacknowledged,
 )
-from tests.helpers import ROOT, wait_until
-from tests.reliability.conftest import assert_encoding, start_server
+from tests.helpers import ROOT, assert_error, wait_until
+from tests.reliability.conftest import assert_encoding, encoded, start_server
 
 BUDGET = 16 * 2**20
 CLIENTS = 30
@@ -38,6 +40,38 @@ def test_the_budget_refuses_what_does_not_fit_and_lets_a_large_body_run_alone():
     assert budget.held == 510
     budget.release(510)
     assert budget.held == 0
+
+
+def test_an_images_pixels_are_counted_from_its_header():
+    rgb, grey = Image.new("RGB", (300, 200)), Image.new("L", (300, 200))
+    assert imaging.decoded_bytes(encoded(rgb), 10**6) == 300 * 200 * 4 * 2  # Pillow: RGBX
+    assert imaging.decoded_bytes(encoded(grey, "JPEG"), 10**6) == 300 * 200 * 2
+    assert imaging.decoded_bytes(encoded(grey), 300 * 200 - 1) == 0  # refused before decoding
+    assert imaging.decoded_bytes(b"not an image", 10**6) == 0
+
+
+def test_every_request_gives_back_what_it_held(make_client):
+    """Bodies (declared, chunked, refused, over the limit) and decoded images alike: the
+    budget is empty after each; a body that does not fit gets the 503 before it is read."""
+    client = make_client(max_inflight_bytes=2**20, max_upload_bytes=4 * 2**20)
+    budget = client.app.state.memory_budget
+    png = noise_png(300_000)  # decoded on a thread, its pixels counted
+    raw = {"content-type": "image/png"}
+
+    def post(content) -> int:
+        status = client.post("/encode", content=content, headers=raw).status_code
+        assert budget.held == 0
+        return status
+
+    assert post(png) == 200
+    assert post(iter([png[:1000], png[1000:]])) == 200  # chunked: the 4 MiB limit, alone
+    assert post(b"not an image") == 400
+    assert post(b"x" * (4 * 2**20 + 1)) == 413
+    assert budget.reserve(2**20 - 1000)  # another request's body
+    response = client.post("/encode", content=png, headers=raw)
+    budget.release(2**20 - 1000)
+    assert_error(response, 503, "memory_budget")
+    assert response.headers["retry-after"] == "1" and budget.held == 0
 
 
 @pytest.mark.slow

@@ -160,10 +160,14 @@ def test_batch_span_links_every_request_of_the_batch(traced):
     gate = threading.Event()
     service.executor.submit(gate.wait)  # the inference thread is busy: requests queue
     with ThreadPoolExecutor(4) as pool:
-        futures = [
-            pool.submit(client.get, "/sample?n=2", headers={"traceparent": p}) for p in parents
-        ]
+
+        def send(parent: str):
+            return pool.submit(client.get, "/sample?n=2", headers={"traceparent": parent})
+
         try:  # the first request's batch waits for the thread; the other three queue behind it
+            futures = [send(parents[0])]
+            wait_until(lambda: service.outstanding == 1 and not batcher.pending, 30, "first taken")
+            futures += [send(p) for p in parents[1:]]
             wait_until(lambda: len(batcher.pending) == 3, 30, "three requests queued")
         finally:
             gate.set()  # never left blocked: the requests would wait forever

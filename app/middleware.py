@@ -2,10 +2,10 @@
 
 It gives each request an id (X-Request-ID, echoed back), refuses bodies over the upload
 limit (or the smaller JSON limit) before they are read (413), and bodies past the memory
-budget of all requests together (app.memory: 503 `memory_budget`), turns any unhandled exception
-into a JSON 500, counts and times the request by route template, and writes one access-log
-record. It stamps the arrival that deadlines count from (app.deadlines) and drops the work
-of a client that disconnects (app.disconnects: status 499).
+budget of all requests together (app.memory: 503 `memory_budget`), turns any unhandled
+exception into a JSON 500, counts and times the request by route template, and writes one
+access-log record. It stamps the arrival that deadlines count from (app.deadlines) and drops
+the work of a client that disconnects (app.disconnects: status 499).
 """
 
 import asyncio

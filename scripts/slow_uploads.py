@@ -9,7 +9,9 @@ last --tail-bytes, then pauses; a refused one gets its 503 `memory_budget` at on
 server has every byte sent so far (nothing left unacknowledged in any socket's send queue),
 it checks GET /readyz, reads the budget's gauge, then every client finishes and reads its
 answer. Reports the server's RSS (VmRSS of /proc/PID/status) at ready, after the warm-up
-(the baseline), its peak during the burst (VmHWM, reset before it) and after the burst.
+(the baseline), its peak during the burst (VmHWM, reset before it) and after the burst, and
+the slowest GET /healthz (one every 5 ms) in between, while the server trims its heap
+(--no-trim: a server without app.memory's malloc_trim, to compare).
 
     OMP_NUM_THREADS=1 python scripts/slow_uploads.py --clients 60 --mib 9
 """
@@ -23,7 +25,9 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,8 +161,6 @@ def wait_until(condition, timeout: float = 120, what: str = "condition") -> None
 
 
 def metric(port: int, name: str) -> float:
-    import urllib.request
-
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         for line in response.read().decode().splitlines():
             if line.startswith(name + " "):
@@ -183,15 +185,38 @@ def burst(
     for upload in uploads:
         upload.finish()
     peak = rss(pid)["VmHWM"]
+    probe = HealthProbe(port)  # the event loop's stalls while the server trims its heap
     wait_until(lambda: metric(port, "vae_inflight_bytes") == 0, what="the budget to empty")
     time.sleep(TRIM_EVERY_S + 0.5)  # the server trims its heap at most once a second
     return {
+        "stall": probe.stop(),
         "uploads": uploads,
         "baseline": baseline,
         "paused": paused,
         "peak": peak,
         "after": rss(pid)["VmRSS"],
     }
+
+
+class HealthProbe:
+    """GET /healthz every 5 ms on one connection, on a thread: the slowest answer."""
+
+    def __init__(self, port: int) -> None:
+        self.url, self.slowest, self.running = f"http://127.0.0.1:{port}/healthz", 0.0, True
+        self.thread = threading.Thread(target=self.run)
+        self.thread.start()
+
+    def run(self) -> None:
+        while self.running:
+            started = time.perf_counter()
+            urllib.request.urlopen(self.url, timeout=10).read()
+            self.slowest = max(self.slowest, time.perf_counter() - started)
+            time.sleep(0.005)
+
+    def stop(self) -> float:
+        self.running = False
+        self.thread.join()
+        return self.slowest
 
 
 def describe(result: dict) -> str:
@@ -210,7 +235,8 @@ def describe(result: dict) -> str:
             f"while paused: /readyz {paused['readyz']}, vae_inflight_bytes "
             f"{paused['inflight_bytes'] * mib:.1f} MiB, RSS {paused['rss'] * mib:.0f} MiB",
             f"RSS baseline {result['baseline'] * mib:.0f} MiB, peak {result['peak'] * mib:.0f} "
-            f"MiB, after {result['after'] * mib:.0f} MiB",
+            f"MiB, after {result['after'] * mib:.0f} MiB; slowest /healthz after the burst "
+            f"{result['stall'] * 1000:.0f} ms",
         ]
     )
 
@@ -230,6 +256,7 @@ def main() -> None:
         "1 MiB is spooled to a temporary file: /tmp, a tmpfs in docker-compose.yml)",
     )
     parser.add_argument("--model", default=None, help="VAE_MODEL_PATH (default: shipped)")
+    parser.add_argument("--no-trim", action="store_true", help="the server without malloc_trim")
     args = parser.parse_args()
     port = free_port()
     env = {"VAE_LOG_LEVEL": "WARNING", **os.environ, "OMP_NUM_THREADS": "1", "VAE_PORT": str(port)}
@@ -239,7 +266,10 @@ def main() -> None:
         env["VAE_MODEL_PATH"] = args.model
     png = noise_png(int(args.mib * 2**20) - 200)
     body, content_type = (png, "image/png") if args.raw else (multipart(png), None)
-    server = subprocess.Popen([sys.executable, "-m", "app.cli"], cwd=ROOT, env=env)
+    command = "from app.cli import main; main([])"
+    if args.no_trim:
+        command = "import app.memory; app.memory.malloc_trim = None; " + command
+    server = subprocess.Popen([sys.executable, "-c", command], cwd=ROOT, env=env)
     try:
         wait_ready(f"http://127.0.0.1:{port}", server)
         ready = rss(server.pid)["VmRSS"]

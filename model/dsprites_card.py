@@ -179,6 +179,7 @@ def evaluation_markdown(ev: dict) -> str:
         f"| {d['dim']} | {d['kl']:.2f} | {d['factor']} | {d['mi_share']:.2f} |" for d in ev["dims"]
     )
     per_factor = ", ".join(f"{k} {v:.3f}" for k, v in mig["per_factor"].items())
+    by_scale = ", ".join(f"{k}: {v:.3f}" for k, v in ev.get("shape_accuracy_by_scale", {}).items())
     return f"""
 ## Figures
 
@@ -189,7 +190,7 @@ machine) on {ev["n_images"]} held-out combinations (goals of issue 23 in bracket
 |---|---|
 {table}
 
-MIG per factor: {per_factor}.
+MIG per factor: {per_factor}. Shape accuracy by scale: {by_scale or "n/a"}.
 
 Latent dimensions by KL (nats, held-out mean), the factor each carries most information
 about, and that information's share of the factor's entropy:

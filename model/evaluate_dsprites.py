@@ -171,7 +171,9 @@ def main(argv: list[str] | None = None) -> None:
     r2_nonlinear = {
         name: r2_mlp(mu_train, v_train[:, col], mu, v_test[:, col]) for name, col in READOUT.items()
     }
-    shape_accuracy = float((classify(module, test_index) == f_test[:, 0]).mean())
+    correct = classify(module, test_index) == f_test[:, 0]
+    shape_accuracy = float(correct.mean())
+    by_scale = [float(correct[f_test[:, 1] == s].mean()) for s in range(len(dsprites.SCALES))]
     kl = gaussian_kl(torch.from_numpy(mu), torch.from_numpy(sigma).log()).numpy()  # (N,)
     kl_dims = (0.5 * (mu**2 + sigma**2 - 1 - 2 * np.log(sigma))).mean(0)  # (D,)
     mi, h = mutual_information_matrix(mu, f_test)
@@ -215,6 +217,9 @@ def main(argv: list[str] | None = None) -> None:
         "r2_linear": r2,
         "r2_mlp": r2_nonlinear,
         "shape_accuracy": shape_accuracy,
+        "shape_accuracy_by_scale": {
+            f"{s:.1f}": a for s, a in zip(dsprites.SCALES, by_scale, strict=True)
+        },
         "mig": {
             "mig": mig_value,
             "bins": BINS,
@@ -235,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     for name, value in r2.items():
         print(f"R² read-out {name}: linear {value:.3f}, MLP {r2_nonlinear[name]:.3f}")
-    print(f"shape accuracy (classify head): {shape_accuracy:.4f}")
+    print(f"shape accuracy (classify head): {shape_accuracy:.4f}, by scale {np.round(by_scale, 3)}")
     print(f"MIG: {mig_value:.3f}  per factor: {np.round(gaps, 3).tolist()}")
     print(f"NLL (IWAE K={args.k}, {args.k_images} held-out): {likelihood['test_nll_iwae']:.2f}")
     print(f"ELBO ({len(x)} held-out): {elbo:.2f}  mean KL {kl.mean():.2f}")

@@ -114,8 +114,8 @@ def card_markdown(card: dict) -> str:
         f"{arch.get('activation', 'gelu')} (Burgess et al. 2018; disentanglement_lib) |",
         f"| training objective | -ELBO with beta = {cfg['beta']:g} on the KL (Higgins et al. "
         f"2017), KL weight warmed up over the first {cfg['kl_warmup_epochs']} epoch(s) |",
-        f"| images seen | {t.get('images_seen', 'n/a')} ({cfg['epochs']} epochs of "
-        f"{cfg['epoch_images']} images, batch {cfg['batch_size']}, Adam {cfg['lr']:g} cosine to "
+        f"| images seen | {t.get('images_seen', 0):,} ({cfg['epochs']} epochs of "
+        f"{cfg['epoch_images']:,} images, batch {cfg['batch_size']}, Adam {cfg['lr']:g} cosine to "
         f"{cfg['min_lr']:g}) |",
         f"| checkpoint | {checkpoint_text(t)} |",
         f"| training time | {t.get('wall_time', 'n/a')} on {t.get('hardware', 'n/a')} |",
@@ -123,6 +123,8 @@ def card_markdown(card: dict) -> str:
         f"| created | {card['created']} |",
         f"\nTrain: `{t.get('command', '')}` (scripts/reproduce_model.sh)\n",
     ]
+    if "schedule_as_run" in t:
+        lines.append(f"As run: {t['schedule_as_run']}.\n")
     if "test_nll_iwae" in m:
         lines += [
             f"## Held-out combinations ({m['n_images']} images)\n",

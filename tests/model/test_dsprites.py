@@ -139,3 +139,19 @@ def test_export_round_trip_with_card_and_heads(tmp_path: Path, monkeypatch):
     ).shape == (2, 3)
     eager, _ = export_module.load_torchscript_vae(out)
     torch.testing.assert_close(eager.reconstruct(x), module.reconstruct(x))
+
+
+def test_shipped_dsprites_model_and_its_card():
+    path = Path(__file__).resolve().parents[2] / "model" / "vae_dsprites.pt"
+    assert path.stat().st_size <= 10_000_000
+    module, card = artifact.load(path)
+    assert card["name"] == "vae-dsprites" and card["image_shape"] == [1, 64, 64]
+    assert card["latent_dim"] == 10 and card["classes"] == ["square", "ellipse", "heart"]
+    assert card["preprocessor"] == "resize" and card["likelihood"] == "bernoulli"
+    assert json.loads((path.parent / "model_card_dsprites.json").read_text()) == card
+    x = dsprites.images(dsprites_card.held_out(8))
+    mu, sigma = module.encode(x)
+    assert mu.shape == sigma.shape == (8, 10)
+    assert module.reconstruct(x).shape == (8, 1, 64, 64)
+    probabilities, _ = module.classify(x)
+    assert probabilities.shape == (8, 3)

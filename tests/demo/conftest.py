@@ -91,6 +91,7 @@ def heads_server(
 
 
 SHAPES = ["square", "ellipse", "heart"]  # dSprites' classes
+SHIPPED_DSPRITES = Path(__file__).resolve().parents[2] / "model" / "vae_dsprites.pt"
 # Mean KL per latent dimension as model/evaluate_dsprites.py writes it in the card, largest
 # first: the demo's pad takes z2 and z0.
 SHAPES_DIMS = [
@@ -134,6 +135,14 @@ def shapes_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     card = {"name": "tiny-shapes", "classes": SHAPES, "evaluation": {"dims": SHAPES_DIMS}}
     model = labelled_model(folder / "shapes.pt", [1, 64, 64], card)
     with serving(model, folder / "server.log") as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def dsprites_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The shipped dSprites model (model/vae_dsprites.pt), served as users run it."""
+    folder = tmp_path_factory.mktemp("demo-dsprites")
+    with serving(SHIPPED_DSPRITES, folder / "server.log") as running:
         yield running
 
 

@@ -6,7 +6,9 @@ of its aspect, its class names in the selector and the classifier's bars, 64x64 
 page's own tests are in test_demo_page.py.
 """
 
-from tests.demo.conftest import SHAPES, Server
+import json
+
+from tests.demo.conftest import SHAPES, SHIPPED_DSPRITES, Server
 from tests.demo.test_demo_page import draw_digit, loaded, natural_width, requests_to, widths
 
 
@@ -97,3 +99,21 @@ def test_an_rgb_drawing_shows_what_the_encoder_saw_in_colour(page, rgb_server: S
         return [...ctx.getImageData(16, 6, 1, 1).data];
     }""")
     assert pixel[0] > 200 and pixel[1] < 50 and pixel[2] < 50, pixel
+
+
+def test_the_shipped_dsprites_model_gets_its_page(page, dsprites_server: Server) -> None:
+    """The second shipped model, served unchanged: 64x64 sprites, its shape classes, and the
+    pad over the two dimensions of largest KL its card lists."""
+    loaded(page, dsprites_server)
+    assert widths(page, "#sample-grid img") == [64] * 16
+    options = page.eval_on_selector_all("#sample-class option", "os => os.map(o => o.text)")
+    assert options == ["any", *SHAPES]
+    card = json.loads(SHIPPED_DSPRITES.with_name("model_card_dsprites.json").read_text())
+    first, second = sorted(card["evaluation"]["dims"], key=lambda d: -d["kl"])[:2]
+    assert page.inner_text("#axis-x") == f"z{first['dim']} →"
+    assert page.inner_text("#axis-y") == f"z{second['dim']} ↑"
+    draw_digit(page)
+    page.wait_for_selector("#classify-panel:not([hidden])")
+    assert page.inner_text("#predicted") in SHAPES
+    assert "digit" not in page.inner_text("body").lower()
+    assert page.errors == []

@@ -212,8 +212,8 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(image):
     print(f"\nSIGTERM with {pending} requests in flight: all 200, exit 0 after {drain_s:.1f} s")
 
 
-# 790 MB measured on 2026-12-06 (799 MB with the dSprites model and OpenTelemetry) (docs/deploy.md, "The image"), plus 5 %: the image cannot
-# grow unnoticed.
+# 790 MB measured on 2026-12-06 (docs/deploy.md, "The image"; 799 MB with the dSprites model
+# and OpenTelemetry), plus 5 %: the image cannot grow unnoticed.
 IMAGE_SIZE_BUDGET_MB = 830
 ABSENT = [  # never imported by the service: build tools, package managers, torch's extras
     "pip",

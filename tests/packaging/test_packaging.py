@@ -5,8 +5,8 @@ import tomllib
 
 import pytest
 from packaging.requirements import Requirement
-from packaging.version import Version
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from tests.helpers import ROOT
 

@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from opentelemetry.trace import TracerProvider
 
-from app import metrics, tracing
+from app import deadlines, metrics, tracing
 from app.errors import install_error_handlers
 from app.inference import ModelLoadError, ModelService
 from app.logs import AccessLog, configure_logging
@@ -143,6 +143,7 @@ def create_app(
                 "Inference-Header-Content-Length",
                 "traceparent",
                 "tracestate",
+                deadlines.HEADER,
             ],
             expose_headers=[
                 "X-Request-ID",

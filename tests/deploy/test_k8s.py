@@ -107,3 +107,20 @@ def test_gpu_variant_differs_from_cpu_only_where_intended():
             c.pop(key)
         deployment["spec"].pop("replicas")
     assert cpu == gpu
+
+
+MEBI = {"Mi": 2**20, "Gi": 2**30}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_tmp_holds_the_request_bytes_the_memory_budget_admits(variant):
+    """Starlette spools multipart files over 1 MiB to /tmp: a smaller emptyDir than the
+    budget of request bytes would get the pod evicted under a burst the budget admits."""
+    from app.settings import Settings
+
+    spec = manifests(variant)["Deployment"]["spec"]["template"]["spec"]
+    (tmp,) = [v for v in spec["volumes"] if v["name"] == "tmp"]
+    size = tmp["emptyDir"]["sizeLimit"]
+    limit = int(size[:-2]) * MEBI[size[-2:]]
+    budget = int(env_of(container(variant)).get("VAE_MAX_INFLIGHT_BYTES") or 0)
+    assert limit > (budget or Settings().max_inflight_bytes)

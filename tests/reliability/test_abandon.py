@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from app.main import create_app
+from scripts.abandon import metrics
 from tests.helpers import free_port, wait_ready, wait_until
 from tests.reliability import gated
 from tests.reliability.conftest import run_async, running, start_server
@@ -154,15 +155,6 @@ def test_a_client_gone_while_its_batch_runs_gets_no_postprocessing(gate, setting
 
 REQUESTS = 20
 ROWS = 256
-
-
-def metrics(url: str) -> dict[str, float]:
-    samples = {}
-    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
-    return samples
 
 
 @pytest.mark.slow

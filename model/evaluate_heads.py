@@ -32,6 +32,7 @@ from tqdm import tqdm  # noqa: E402
 from model import artifact  # noqa: E402
 from model.export import update_card  # noqa: E402
 from model.fit_heads import Digits  # noqa: E402
+from model.ood import auroc  # noqa: E402
 from model.plots import image_grid, save_image  # noqa: E402
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # Debian's fonts-dejavu-core
@@ -64,24 +65,42 @@ def strokes(n: int, rng: np.random.Generator) -> torch.Tensor:
     return torch.from_numpy(np.stack(images)).unsqueeze(1)
 
 
-def letters(n: int, rng: np.random.Generator) -> tuple[torch.Tensor, str]:
-    """Latin letters A-Z and a-z rendered white on black and centred, MNIST-like size."""
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def render_letters(
+    fonts: list[Path],
+    n: int,
+    rng: np.random.Generator,
+    side: int = 28,
+    size: tuple[int, int] = (16, 23),
+    ink: int = 255,
+    paper: int = 0,
+) -> torch.Tensor:
+    """n letters A-Z a-z from these fonts in turn (Pillow's default font where a file is
+    missing), centred; (n, 1, side, side) in [0, 1]."""
     images = []
-    source = FONT.name if FONT.exists() else "Pillow's default font"
-    for _ in range(n):
-        size = int(rng.integers(16, 23))
-        if FONT.exists():
-            font = ImageFont.truetype(str(FONT), size)
-        else:
-            font = ImageFont.load_default(size)
-        char = alphabet[rng.integers(len(alphabet))]
-        canvas = Image.new("L", (28, 28), 0)
+    for i in range(n):
+        path, points = fonts[i % len(fonts)], int(rng.integers(*size))
+        font = (
+            ImageFont.truetype(str(path), points)
+            if path.exists()
+            else ImageFont.load_default(points)
+        )
+        char = ALPHABET[rng.integers(len(ALPHABET))]
+        canvas = Image.new("L", (side, side), paper)
         draw = ImageDraw.Draw(canvas)
         left, top, right, bottom = draw.textbbox((0, 0), char, font=font)
-        draw.text((14 - (left + right) / 2, 14 - (top + bottom) / 2), char, fill=255, font=font)
+        middle = side / 2
+        draw.text((middle - (left + right) / 2, middle - (top + bottom) / 2), char, ink, font)
         images.append(np.asarray(canvas, dtype=np.float32) / 255)
-    return torch.from_numpy(np.stack(images)).unsqueeze(1), source
+    return torch.from_numpy(np.stack(images)).unsqueeze(1)
+
+
+def letters(n: int, rng: np.random.Generator) -> tuple[torch.Tensor, str]:
+    """Latin letters A-Z and a-z rendered white on black and centred, MNIST-like size."""
+    source = FONT.name if FONT.exists() else "Pillow's default font"
+    return render_letters([FONT], n, rng), source
 
 
 def ood_sets(test: torch.Tensor, n: int, seed: int) -> tuple[dict[str, torch.Tensor], str]:
@@ -109,12 +128,6 @@ def score_all(module, x: torch.Tensor, k: int, desc: str, batch: int = 100) -> d
     """module.score over x in batches: {statistic: (N,) numpy}."""
     parts = [module.score(b, k) for b in tqdm(x.split(batch), desc=desc, dynamic_ncols=True)]
     return {name: torch.cat([p[i] for p in parts]).numpy() for i, name in enumerate(SCORE_OUTPUTS)}
-
-
-def auroc(inliers: np.ndarray, outliers: np.ndarray) -> float:
-    """P(score of an inlier > score of an outlier), ties counted half: over all pairs."""
-    difference = inliers[:, None] - outliers[None, :]
-    return float((difference > 0).mean() + 0.5 * (difference == 0).mean())
 
 
 def train_pixel_classifier(train: Digits, epochs: int, seed: int) -> torch.nn.Module:

@@ -32,11 +32,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from model import artifact, dsprites, ood
 from model.data import load_mnist, split_train_val, to_unit
-from model.evaluate_heads import strokes
+from model.evaluate_heads import render_letters, strokes
 
 FONTS = Path("/usr/share/fonts/truetype")
 TUNING_FONTS = (  # looked at while choosing the method
@@ -54,7 +54,6 @@ HELD_OUT_FONTS = (  # reported only
     "liberation/LiberationSansNarrow-Bold.ttf",
     "dejavu/DejaVuSansMono.ttf",
 )
-ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 MAX_PIXELS = 10_000_000
 METHODS = {  # name -> what it is, for the table
     "log_likelihood": "raw IWAE log-likelihood (baseline)",
@@ -70,21 +69,6 @@ METHODS = {  # name -> what it is, for the table
     "typicality_context_kde": "typicality (ll, reconstruction, KL, background ll), kernel density",
     "typicality_all_kde": "typicality (the same and PNG bits), kernel density",
 }
-
-
-def render_letters(fonts, n, rng, side=28, size=(16, 23), ink=255, paper=0) -> torch.Tensor:
-    """n letters A-Z a-z from these fonts, centred; (n, 1, side, side) in [0, 1]."""
-    images = []
-    for i in range(n):
-        font = ImageFont.truetype(str(FONTS / fonts[i % len(fonts)]), int(rng.integers(*size)))
-        char = ALPHABET[rng.integers(len(ALPHABET))]
-        canvas = Image.new("L", (side, side), paper)
-        draw = ImageDraw.Draw(canvas)
-        left, top, right, bottom = draw.textbbox((0, 0), char, font=font)
-        middle = side / 2
-        draw.text((middle - (left + right) / 2, middle - (top + bottom) / 2), char, ink, font)
-        images.append(np.asarray(canvas, dtype=np.float32) / 255)
-    return torch.from_numpy(np.stack(images)).unsqueeze(1)
 
 
 def faint_lines(n: int, rng: np.random.Generator) -> torch.Tensor:
@@ -118,14 +102,15 @@ def ood_sets(test: torch.Tensor, n: int, seed: int) -> dict[str, torch.Tensor]:
     """The out-of-distribution sets, n images each, in [0, 1]; 28x28 unless photo-like."""
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
+    held_out = [FONTS / f for f in HELD_OUT_FONTS]
     digits = test[-n:]  # the in-distribution set uses the first test digits
     shuffled = torch.stack([x.flatten()[torch.randperm(x.numel(), generator=generator)]
                             for x in digits]).view_as(digits)  # fmt: skip
     return {
-        "letters (tuning fonts)": render_letters(TUNING_FONTS, n, rng),
-        "letters (held-out fonts)": render_letters(HELD_OUT_FONTS, n, rng),
+        "letters (tuning fonts)": render_letters([FONTS / f for f in TUNING_FONTS], n, rng),
+        "letters (held-out fonts)": render_letters(held_out, n, rng),
         "letters, photo-like (held-out fonts)": render_letters(
-            HELD_OUT_FONTS, n, rng, side=112, size=(60, 90), ink=40, paper=235
+            held_out, n, rng, side=112, size=(60, 90), ink=40, paper=235
         ),
         "random strokes": strokes(n, rng),
         "strokes, photo-like": photo_like(strokes(n, rng)),

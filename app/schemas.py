@@ -1,8 +1,13 @@
 """Request and response bodies (pydantic); their docstrings and examples feed the OpenAPI page."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# `input` of /encode, /score and /classify results with include_input=true (app.media.with_inputs)
+ModelInput = Annotated[
+    list | None, Field(description="the model input, (H, W) or (H, W, 3) for RGB, in [0, 1]")
+]
 
 
 class StrictModel(BaseModel):
@@ -16,9 +21,7 @@ class EncodeResponse(BaseModel):
     sigma: list[float] = Field(description="standard deviation of q(z|x), D values > 0")
     latent_dim: int = Field(description="D")
     kl: float | None = Field(None, description="KL(q(z|x) || N(0, I)) in nats")
-    input: list[list[float]] | None = Field(
-        None, description="the 28x28 model input (with include_input=true)"
-    )
+    input: ModelInput = None
 
 
 class ScoreResponse(BaseModel):
@@ -37,7 +40,7 @@ class ScoreResponse(BaseModel):
     log_likelihood: float = Field(
         description="importance-weighted bound on log p(x) with k samples (Burda et al. 2015)"
     )
-    bits_per_dim: float = Field(description="-log_likelihood / (784 ln 2)")
+    bits_per_dim: float = Field(description="-log_likelihood / (C x H x W ln 2)")
     percentile: float = Field(
         description="share (%) of the 10,000 MNIST test digits whose log_likelihood (K=100, "
         "at export) is lower: 50 is a median digit, 0 is less likely than every test digit"
@@ -47,9 +50,7 @@ class ScoreResponse(BaseModel):
         "of MNIST test digits; GET /model card.capabilities.typical_threshold)"
     )
     k: int = Field(description="importance samples used")
-    input: list[list[float]] | None = Field(
-        None, description="the 28x28 model input (with include_input=true)"
-    )
+    input: ModelInput = None
 
 
 class ClassifyResponse(BaseModel):
@@ -63,9 +64,7 @@ class ClassifyResponse(BaseModel):
         description="one probability per class, in the order of GET /model contract.classes"
     )
     mu: list[float] = Field(description="mean of q(z|x), D values (the classifier's input)")
-    input: list | None = Field(
-        None, description="the model input, (H, W) or (H, W, 3) (with include_input=true)"
-    )
+    input: ModelInput = None
 
 
 class DecodeRequest(StrictModel):
@@ -98,12 +97,12 @@ class ImagesResponse(BaseModel):
     """Images as base64 PNGs and as pixel arrays (probabilities of a white pixel)."""
 
     count: int
-    images: list[str] = Field(description="base64-encoded 28x28 greyscale PNGs")
-    pixels: list[list[list[float]]] = Field(description="(N, 28, 28) values in [0, 1]")
+    images: list[str] = Field(description="base64-encoded PNGs of H x W, grey or RGB")
+    pixels: list = Field(description="(N, H, W) values in [0, 1]; (N, H, W, 3) for RGB")
     z: list[list[float]] | None = Field(None, description="the latent vectors decoded")
     seed: int | None = Field(None, description="seed that reproduces these samples")
-    inputs: list[list[list[float]]] | None = Field(
-        None, description="/reconstruct: the preprocessed (N, 28, 28) inputs the encoder saw"
+    inputs: list | None = Field(
+        None, description="/reconstruct: the preprocessed inputs the encoder saw, as `pixels`"
     )
     mu: list[list[float]] | None = Field(None, description="/reconstruct: mean of q(z|x), (N, D)")
     sigma: list[list[float]] | None = Field(
@@ -152,7 +151,7 @@ class HealthResponse(BaseModel):
 class ReconstructResponse(ImagesResponse):
     """Reconstructions, with the preprocessed inputs the encoder saw and q(z|x)."""
 
-    inputs: list[list[list[float]]] = Field(description="(N, 28, 28) model inputs in [0, 1]")
+    inputs: list = Field(description="model inputs in [0, 1], (N, H, W) or (N, H, W, 3)")
     mu: list[list[float]] = Field(description="(N, D) means of q(z|x)")
     sigma: list[list[float]] = Field(description="(N, D) standard deviations of q(z|x)")
 

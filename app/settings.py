@@ -61,12 +61,13 @@ class Settings(BaseSettings):
         6400,
         ge=1,
         description="most importance samples (images x k) per /score request and per batched "
-        "call: bounds its memory (6400 rows of 784 pixels: ~20 MiB per tensor)",
+        "call: bounds its memory (for MNIST, 6400 rows of 784 pixels: ~20 MiB per tensor)",
     )
     max_output_pixels: int = Field(
         4_194_304,
         ge=784,
-        description="largest response in pixels, images x (28 x scale)^2 (e.g. 256 at scale 4)",
+        description="largest response in pixels, images x H x W x scale^2 (e.g. 256 "
+        "28x28 images at scale 4)",
     )
     max_inflight_bytes: int = Field(
         512 * 2**20,

@@ -21,7 +21,7 @@ class RequestInput(Lenient):
     tensor data extension, `parameters.binary_data_size` bytes after the JSON header."""
 
     name: str
-    shape: list[int] = Field(description="full shape of the batch, e.g. [N, 1, 28, 28]")
+    shape: list[int] = Field(description="full shape of the batch, e.g. [N, C, H, W]")
     datatype: str = Field(examples=["FP32"])
     parameters: Parameters | None = Field(None, examples=[{"binary_data_size": 3136}])
     data: list[Any] | None = Field(None, description="row-major values, flat or nested")

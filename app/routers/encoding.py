@@ -31,10 +31,10 @@ router = APIRouter(tags=["images in"], responses=ERROR_RESPONSES)
 async def encode(request: Request, model: Model, query: InputParams) -> Response:
     """Encode one image (or several, as a batch) to the mean and standard deviation of q(z|x).
 
-    Images are made MNIST-like first (photos too: docs/preprocessing.md): the digit found,
-    white on black, fitted into 20x20 and centred in 28x28; a 28x28 image is used as it is
-    (inverted if its digit is dark). An image without a digit gets 422 `no_digit`.
-    `include_input=true` adds `input`, the 28x28 image the encoder saw.
+    Images are made the model's input first by the preprocessor its card names
+    (docs/preprocessing.md): `resize` to its H x W and channels, or for the MNIST model the
+    digit found (photos too), white on black, centred in 28x28, and an image without a
+    digit gets 422 `no_digit`. `include_input=true` adds `input`, the image the encoder saw.
     """
     x = await read_images(request, model)
     mu, sigma, *kl = await model.run("encode", x)

@@ -65,7 +65,7 @@ async def decode(
     body: DecodeRequest, request: Request, model: Model, query: DecodeParams
 ) -> Response:
     """Decode latent vectors to images (Bernoulli means, or binary draws with
-    pixels=bernoulli). One vector gives one 28x28 PNG, several give a grid."""
+    pixels=bernoulli). One vector gives one PNG of the model's H x W, several a grid."""
     rows = body.z if body.z and isinstance(body.z[0], list) else [body.z]
     limits.VECTORS.check(len(rows), model.settings)
     limits.check_output(len(rows), query.scale, model)
@@ -132,8 +132,8 @@ async def sample(request: Request, model: Model, query: SampleParams) -> Respons
 )
 async def interpolate(request: Request, model: Model, query: InterpolateParams) -> Response:
     """Decode the straight line between two latent points (PNG: one strip): two z vectors
-    or two digits (JSON), or the means of q(z|x) of two uploaded images (multipart, field
-    `file` twice; JSON then also returns `inputs`, the two 28x28 images the encoder saw)."""
+    or two classes (JSON), or the means of q(z|x) of two uploaded images (multipart, field
+    `file` twice; JSON then also returns `inputs`, the two images the encoder saw)."""
     steps = query.steps
     limits.STEPS.check(steps, model.settings)
     limits.check_output(steps, query.scale, model)

@@ -10,6 +10,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -160,3 +162,28 @@ class PrometheusServer:
 
     def query(self, expr: str) -> list[dict]:
         return self.api("query", query=expr)["result"]
+
+
+@contextmanager
+def running_prometheus(workdir: Path) -> Iterator[PrometheusServer]:
+    """The Prometheus server on workdir/prometheus.yml, on a free port, until it is ready
+    (failing at once, with its output, if it exits); stopped on leaving."""
+    port = free_port()
+    argv = [
+        require_tool("prometheus"),
+        f"--config.file={workdir / 'prometheus.yml'}",
+        f"--storage.tsdb.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    process = Process(argv, {}, workdir / "prometheus.log")
+    try:
+        server = PrometheusServer(port)
+
+        def ready():
+            assert process.popen.poll() is None, f"prometheus exited:\n{process.output()}"
+            return http_get(f"{server.url}/-/ready", timeout=2)[0] == 200
+
+        wait_until(ready, 30, "Prometheus /-/ready")
+        yield server
+    finally:
+        process.stop()

@@ -16,12 +16,10 @@ from app.batching import MicroBatcher
 from scripts.autoscaling.common import autoscaling_queries, static_pods_config
 from tests.deploy.helpers import (
     DEPLOY,
-    Process,
-    PrometheusServer,
     free_port,
     http_get,
-    require_tool,
     run_tool,
+    running_prometheus,
     start_image_command,
     wait_ready,
     wait_until,
@@ -239,23 +237,10 @@ def pods(image_service, tiny_model_file, tmp_path_factory):
 @pytest.fixture(scope="module")
 def prometheus(pods, tmp_path_factory):
     """A real Prometheus scraping both pods every second with prometheus-pods.yml's relabelling."""
-    binary = require_tool("prometheus")
     workdir = tmp_path_factory.mktemp("prometheus-autoscaling")
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(static_pods_config(pods)))
-    port = free_port()
-    argv = [
-        binary,
-        f"--config.file={workdir / 'prometheus.yml'}",
-        f"--storage.tsdb.path={workdir / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
-    process = Process(argv, {}, workdir / "prometheus.log")
-    try:
-        server = PrometheusServer(port)
-        wait_until(lambda: http_get(f"{server.url}/-/ready", 2)[0] == 200, 30, "Prometheus ready")
+    with running_prometheus(workdir) as server:
         yield server
-    finally:
-        process.stop()
 
 
 @pytest.mark.slow

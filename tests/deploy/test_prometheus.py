@@ -11,12 +11,8 @@ import yaml
 from tests.deploy.helpers import (
     DEPLOY,
     ROOT,
-    Process,
-    PrometheusServer,
-    free_port,
-    http_get,
-    require_tool,
     run_tool,
+    running_prometheus,
     wait_until,
 )
 
@@ -133,7 +129,6 @@ def test_the_optional_model_is_watched_when_started_and_silent_when_not(tmp_path
 @pytest.fixture(scope="module")
 def prometheus(image_service, tmp_path_factory):
     """A real Prometheus with the project's config, scraping the local service every second."""
-    binary = require_tool("prometheus")
     workdir = tmp_path_factory.mktemp("prometheus")
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
@@ -147,25 +142,8 @@ def prometheus(image_service, tmp_path_factory):
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
     shutil.copy(PROMETHEUS / "alerts.yml", workdir)
 
-    port = free_port()
-    argv = [
-        binary,
-        f"--config.file={workdir / 'prometheus.yml'}",
-        f"--storage.tsdb.path={workdir / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
-    process = Process(argv, {}, workdir / "prometheus.log")
-    try:
-        server = PrometheusServer(port)
-
-        def ready():
-            assert process.popen.poll() is None, f"prometheus exited:\n{process.output()}"
-            return http_get(f"{server.url}/-/ready", timeout=2)[0] == 200
-
-        wait_until(ready, 30, "Prometheus /-/ready")
+    with running_prometheus(workdir) as server:
         yield server
-    finally:
-        process.stop()
 
 
 def until_data(prometheus, image_service, expr: str, ok) -> list[dict]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from model.heads import CAPABILITIES
+from model.heads import CAPABILITIES, SCORE_OUTPUTS
 
 PREPROCESSORS = ("digit", "resize")  # app.imaging: MNIST-like digit finding, or a plain resize
 CHANNELS = (1, 3)  # grey or RGB
@@ -37,6 +37,7 @@ class ModelContract:
     capabilities: dict[str, str]  # capability -> the module's method that provides it
     version: str
     has_kl: bool  # the module computes KL(q(z|x) || N(0, I)) for /encode
+    class_candidates: int  # draws per conditional sample (the model keeps one of each)
 
     @property
     def channels(self) -> int:
@@ -108,6 +109,7 @@ def read_contract(
         capabilities=capabilities,
         version=str(card.get("version", "unknown")),
         has_kl=hasattr(module, "kl_divergence"),
+        class_candidates=class_candidates(module, capabilities),
     )
     check_methods(module, contract, device or torch.device("cpu"))
     return contract
@@ -143,6 +145,22 @@ def class_names(card: dict, labelled: bool) -> tuple[str, ...]:
     return tuple(names)
 
 
+RE_EXPORT = "re-export it with `vae-export --from-torchscript FILE`"
+
+
+def class_candidates(module: torch.jit.ScriptModule, capabilities: dict[str, str]) -> int:
+    """How many candidates digit_latents takes per sample; a file exported before it drew
+    with rejection (one candidate, no `class_candidates`) is refused with how to update it."""
+    if "conditional_sampling" not in capabilities:
+        return 1
+    candidates = getattr(module, "class_candidates", None)
+    if not isinstance(candidates, int) or candidates < 1:
+        raise ContractError(
+            "capabilities", f"conditional sampling without class_candidates: {RE_EXPORT}"
+        )
+    return candidates
+
+
 def preprocessor(card: dict) -> str:
     name = card.get("preprocessor")
     if name not in PREPROCESSORS:
@@ -172,6 +190,15 @@ def check_methods(
         decoded = module.decode(torch.zeros(1, contract.latent_dim, device=device))
     if tuple(decoded.shape) != (1, *contract.image_shape):
         raise ContractError("image_shape", f"decode gives {tuple(decoded.shape)}")
+    if "score" in contract.capabilities:
+        with torch.inference_mode():
+            outputs = module.score(x, 1)
+        if len(outputs) != len(SCORE_OUTPUTS):
+            raise ContractError(
+                "capabilities",
+                f"score gives {len(outputs)} outputs, not {len(SCORE_OUTPUTS)} "
+                f"({', '.join(SCORE_OUTPUTS)}): {RE_EXPORT}",
+            )
     if "classify" in contract.capabilities:
         with torch.inference_mode():
             probabilities, _ = module.classify(x)

@@ -200,9 +200,9 @@ class ModelService:
             "decode": (z,),
             "score": (x, 2),
             "class_latents": (
-                z,
+                torch.randn(2, self.contract.class_candidates, self.latent_dim),
                 torch.tensor([0, len(self.contract.classes) - 1]),
-                torch.rand(2),
+                torch.rand(2, self.contract.class_candidates),
                 1.0,
             ),
         }

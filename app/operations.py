@@ -14,20 +14,10 @@ from torch import Tensor
 
 from app import limits
 from app.contract import ModelContract
+from model.heads import SCORE_OUTPUTS  # the REST fields of /score, v2 vae-score outputs
 
 Outputs = tuple[Tensor, ...]
 Shape = tuple[int, ...]
-# What the exported `score` method returns, in order (model/heads.py), each (N,): the REST
-# fields of /score and the outputs of the v2 model vae-score.
-SCORE_OUTPUTS = (
-    "elbo",
-    "reconstruction",
-    "kl",
-    "log_likelihood",
-    "bits_per_dim",
-    "percentile",
-    "typical",
-)
 
 
 @dataclass(frozen=True)
@@ -74,8 +64,9 @@ def classify(module, x: Tensor) -> Outputs:
 
 
 def class_latents(module, eps: Tensor, classes: Tensor, u: Tensor, temperature: float) -> Outputs:
-    """z from the per-class latent densities: eps ~ N(0, I) (N, D), class indices (N,),
-    u ~ U(0, 1) (N,) choosing each draw's mixture component."""
+    """z (N, D) from the per-class latent densities: eps ~ N(0, I) (N, R, D) and
+    u ~ U(0, 1) (N, R) for R candidates each (ModelContract.class_candidates; the model
+    keeps one by its classifier), class indices (N,)."""
     return (module.digit_latents(classes, eps, u, temperature),)
 
 
@@ -137,7 +128,7 @@ def operations_for(contract: ModelContract) -> dict[str, Operation]:
         Operation(
             "class_latents",
             class_latents,
-            ("eps", latent),
+            ("eps", (-1, contract.class_candidates, contract.latent_dim)),
             (("z", latent),),
             limits.VECTORS,
             capability="conditional_sampling",

@@ -42,12 +42,24 @@ class ScoreResponse(BaseModel):
     )
     bits_per_dim: float = Field(description="-log_likelihood / (C x H x W ln 2)")
     percentile: float = Field(
-        description="share (%) of the 10,000 MNIST test digits whose log_likelihood (K=100, "
-        "at export) is lower: 50 is a median digit, 0 is less likely than every test digit"
+        description="share (%) of the model's held-out images (MNIST: the 10,000 test "
+        "digits) whose log_likelihood (K=100, at export) is lower: 50 is a median one"
+    )
+    ood_score: float = Field(
+        description="how typical the image is of the training data, higher = more typical: "
+        "the log-density of (log_likelihood, reconstruction, kl, a local-context background's "
+        "log-likelihood) under a kernel density fitted on training images at export "
+        "(docs/capabilities.md). Unlike log_likelihood, it is low for simple inputs such "
+        "as letters or strokes, which a raw likelihood rates as more likely than digits"
+    )
+    ood_percentile: float = Field(
+        description="share (%) of held-out images (MNIST: validation digits the model never "
+        "trained on) with a lower ood_score"
     )
     typical: bool = Field(
-        description="log_likelihood at or above the model's threshold (the 1st percentile "
-        "of MNIST test digits; GET /model card.capabilities.typical_threshold)"
+        description="ood_score at or above the model's threshold (the 1st percentile of its "
+        "held-out images; GET /model card.capabilities.typical_threshold). Calibrated at "
+        "k=100: a smaller k lowers log_likelihood, and rejects more"
     )
     k: int = Field(description="importance samples used")
     input: ModelInput = None

@@ -95,7 +95,7 @@ def spot_check_images() -> torch.Tensor:
 
 
 def card_markdown(card: dict) -> str:
-    from model.export import checkpoint_text
+    from model.export import checkpoint_text, ood_text, rejection_text
 
     m, arch, t = card["metrics"], card["architecture"], card["training"]
     cfg = t["config"]
@@ -150,10 +150,11 @@ def card_markdown(card: dict) -> str:
             f"- **score**: IWAE log-likelihood, table of {SCORE_IMAGES} held-out images at "
             f"K={cap['test_log_likelihood']['k']}: median "
             f"{cap['test_log_likelihood']['median']:.1f}, 1st / 5th / 95th percentile "
-            f"{pct['1']:.1f} / {pct['5']:.1f} / {pct['95']:.1f} nats; `typical` means "
-            f">= {cap['typical_threshold']:.1f}.",
+            f"{pct['1']:.1f} / {pct['5']:.1f} / {pct['95']:.1f} nats.",
+            ood_text(cap, "held-out combinations"),
             f"- **conditional sampling**: a Gaussian mixture over mu per shape "
-            f"({cap['config']['n_components']} full-covariance components, EM).",
+            f"({cap['config']['n_components']} full-covariance components, EM)"
+            f"{rejection_text(cap)}.",
         ]
     lines += [
         "\n## Published beta-VAE figures on dSprites (MIG, higher is better)\n",
@@ -201,7 +202,37 @@ about, and that information's share of the factor's entropy:
 |---|---|---|---|
 {dims}
 
+{shapes_markdown(ev.get("shapes_on_demand"))}
 ![traversal](../docs/img/dsprites_traversal.png)
 ![reconstructions](../docs/img/dsprites_reconstructions.png)
 ![samples](../docs/img/dsprites_samples.png)
+"""
+
+
+def shapes_markdown(shapes: dict | None) -> str:
+    """The table of shapes on demand (model/evaluate_dsprites.conditional_sampling)."""
+    if not shapes:
+        return ""
+    alone = shapes["mixture_alone"]
+    rows = "\n".join(
+        f"| {name} | {100 * shapes['accuracy_per_shape'][name]:.1f} "
+        f"| {shapes['diversity_per_shape'][name]:.2f} "
+        f"| {100 * alone['accuracy_per_shape'][name]:.1f} "
+        f"| {alone['diversity_per_shape'][name]:.2f} |"
+        for name in shapes["accuracy_per_shape"]
+    )
+    return f"""
+Shapes on demand (`GET /sample?class=NAME`, temperature {shapes["temperature"]:g},
+{shapes["samples_per_shape"]} samples per shape), graded by {shapes["grader"]}
+({100 * shapes["grader_accuracy_held_out"]:.1f} % on held-out images); diversity: mean
+pairwise pixel distance over that of held-out images of the shape (1 = as varied):
+
+| shape | served, % | diversity | mixture alone, % | diversity |
+|---|---|---|---|---|
+{rows}
+
+Served: of {shapes["candidates"]} draws, the first the classifier head gives the shape with
+probability >= {shapes["acceptance"]:g}.
+
+![shapes on demand](../docs/img/dsprites_shape_samples.png)
 """

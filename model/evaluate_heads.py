@@ -3,13 +3,15 @@ conditional-sample accuracy, pictures; the figures go into the model card.
 
     python -m model.evaluate_heads model/vae_mnist.pt          # time: docs/capabilities.md
 
-- Score: the log-likelihood (and ELBO, reconstruction, KL) of MNIST test digits against
-  generated out-of-distribution sets (uniform noise, inverted digits, digits rotated 90
-  degrees, shuffled pixels, random strokes, letters rendered from a font); AUROC per set,
-  with each statistic taken as "higher = more like MNIST" (-KL for the KL).
+- Score: the OOD score behind `typical` and the log-likelihood (and ELBO, reconstruction,
+  KL) of MNIST test digits against generated out-of-distribution sets (uniform noise,
+  inverted digits, digits rotated 90 degrees, shuffled pixels, random strokes, letters
+  rendered from a font); AUROC per set, with each statistic taken as "higher = more like
+  MNIST" (-KL for the KL). model/evaluate_ood.py compares OOD methods on more sets.
 - Conditional sampling: a separate small classifier on *pixels* (an MLP trained here on
   the MNIST training digits, never on mu) grades decoded samples of each digit, so the
-  VAE's own head does not grade itself.
+  VAE's own head does not grade itself; their diversity is the mean pairwise pixel
+  distance of the samples over that of test digits of the same class (1 = as varied).
 Pictures: docs/img/score_histogram.png, digit_samples.png (a 10x10 grid, one row per
 digit), confusion_matrix.png (the card's classifier figures).
 """
@@ -32,13 +34,13 @@ from tqdm import tqdm  # noqa: E402
 from model import artifact  # noqa: E402
 from model.export import update_card  # noqa: E402
 from model.fit_heads import Digits  # noqa: E402
+from model.heads import SCORE_OUTPUTS  # noqa: E402
 from model.ood import auroc  # noqa: E402
 from model.plots import image_grid, save_image  # noqa: E402
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # Debian's fonts-dejavu-core
-STATISTICS = ("log_likelihood", "elbo", "reconstruction", "kl")
-SCORE_OUTPUTS = ("elbo", "reconstruction", "kl", "log_likelihood")  # module.score's order
-SIGN = {"log_likelihood": 1, "elbo": 1, "reconstruction": 1, "kl": -1}  # higher = more MNIST
+STATISTICS = ("ood_score", "log_likelihood", "elbo", "reconstruction", "kl")
+SIGN = {"ood_score": 1, "log_likelihood": 1, "elbo": 1, "reconstruction": 1, "kl": -1}
 
 
 def strokes(n: int, rng: np.random.Generator) -> torch.Tensor:
@@ -131,16 +133,21 @@ def score_all(module, x: torch.Tensor, k: int, desc: str, batch: int = 100) -> d
 
 
 def train_pixel_classifier(train: Digits, epochs: int, seed: int) -> torch.nn.Module:
-    """An MLP on the 784 pixels (784-512-256-10), trained on the MNIST training digits."""
+    """An MLP on the pixels (784-512-256-10 for MNIST), trained on the training images."""
     torch.manual_seed(seed)
     net = torch.nn.Sequential(
         torch.nn.Flatten(),
-        torch.nn.Linear(784, 512),
+        torch.nn.Linear(train.images[0].numel(), 512),
         torch.nn.ReLU(),
         torch.nn.Linear(512, 256),
         torch.nn.ReLU(),
-        torch.nn.Linear(256, 10),
+        torch.nn.Linear(256, int(train.labels.max()) + 1),
     )
+    return train_grader(net, train, epochs)
+
+
+def train_grader(net: torch.nn.Module, train: Digits, epochs: int) -> torch.nn.Module:
+    """Trains a classifier of the training images' labels: Adam 1e-3, cosine, batch 128."""
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
     for _ in tqdm(range(epochs), desc="pixel classifier", dynamic_ncols=True):
@@ -154,24 +161,45 @@ def train_pixel_classifier(train: Digits, epochs: int, seed: int) -> torch.nn.Mo
 
 
 @torch.no_grad()
-def conditional_samples(module, digit: int, n: int, temperature: float, seed: int):
-    """n decoded samples (means) of one digit, drawn as GET /sample?digit= does."""
+def conditional_samples(
+    module, digit: int, n: int, temperature: float, seed: int, candidates: int | None = None
+):
+    """n decoded samples (means) of one digit, drawn as GET /sample?digit= does (with
+    `candidates` per sample instead of the file's: 1 is the mixture alone)."""
     generator = torch.Generator().manual_seed(seed)
-    eps = torch.randn(n, module.latent_dim, generator=generator)
-    u = torch.rand(n, generator=generator)
+    candidates = (n, candidates or module.class_candidates)
+    eps = torch.randn(*candidates, module.latent_dim, generator=generator)
+    u = torch.rand(candidates, generator=generator)
     z = module.digit_latents(torch.full((n,), digit), eps, u, temperature)
     return module.decode(z)
 
 
-def grade(module, grader, n: int, temperature: float, seed: int) -> tuple[dict, list]:
-    """Share of n samples per digit that `grader` calls the requested digit; 10 per row."""
-    per_digit, rows = {}, []
-    for digit in range(10):
-        x = conditional_samples(module, digit, n, temperature, seed + digit)
+def mean_pairwise_distance(x: torch.Tensor) -> float:
+    """Mean L2 distance in pixel space between two different images of x (N, ...)."""
+    flat = x.flatten(1).double()
+    return (torch.cdist(flat, flat).sum() / (len(flat) * (len(flat) - 1))).item()
+
+
+def grade(
+    module,
+    grader,
+    test: Digits,
+    n: int,
+    temperature: float,
+    seed: int,
+    candidates: int | None = None,
+) -> tuple[dict, dict, list]:
+    """Per class: the share of n samples that `grader` calls the requested class, and their
+    diversity (mean pairwise distance over that of n test images of the class); 10 per row."""
+    per_digit, diversity, rows = {}, {}, []
+    for digit in range(int(test.labels.max()) + 1):
+        x = conditional_samples(module, digit, n, temperature, seed + digit, candidates)
         with torch.no_grad():
             per_digit[str(digit)] = (grader(x).argmax(-1) == digit).float().mean().item()
+        reference = mean_pairwise_distance(test.images[test.labels == digit][:n])
+        diversity[str(digit)] = mean_pairwise_distance(x) / reference
         rows.append(x[:10])
-    return per_digit, rows
+    return per_digit, diversity, rows
 
 
 def plot_histograms(test_scores: dict, ood_scores: dict, path: Path) -> None:
@@ -244,7 +272,6 @@ def main(argv: list[str] | None = None) -> None:
     sets, font = ood_sets(test.images, args.n, args.seed)
     test_scores = score_all(module, test.images[: args.n_test], args.k, "MNIST test")
     ood_scores = {name: score_all(module, x, args.k, name) for name, x in sets.items()}
-    threshold = module.typical_threshold.item()
     table = {
         name: {
             stat: auroc(SIGN[stat] * test_scores[stat], SIGN[stat] * scores[stat])
@@ -252,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
         }
         | {
             "median_log_likelihood": float(np.median(scores["log_likelihood"])),
-            "typical_share": float((scores["log_likelihood"] >= threshold).mean()),
+            "typical_share": float(scores["typical"].mean()),
         }
         for name, scores in ood_scores.items()
     }
@@ -266,8 +293,13 @@ def main(argv: list[str] | None = None) -> None:
     grader = train_pixel_classifier(train, args.epochs, args.seed)
     with torch.no_grad():
         grader_accuracy = (grader(test.images).argmax(-1) == test.labels).float().mean().item()
-    per_digit, rows = grade(module, grader, args.samples, args.temperature, args.seed)
-    lower, _ = grade(module, grader, args.samples, args.lower_temperature, args.seed)
+    per_digit, diversity, rows = grade(
+        module, grader, test, args.samples, args.temperature, args.seed
+    )
+    lower, _, _ = grade(module, grader, test, args.samples, args.lower_temperature, args.seed)
+    alone, alone_diversity, _ = grade(
+        module, grader, test, args.samples, args.temperature, args.seed, candidates=1
+    )
     save_image(
         image_grid(torch.cat(rows), 10),
         img / "digit_samples.png",
@@ -289,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
             "n_per_set": args.n,
             "letters_font": font,
             "median_test_log_likelihood": float(np.median(test_scores["log_likelihood"])),
-            "test_typical_share": float((test_scores["log_likelihood"] >= threshold).mean()),
+            "test_typical_share": float(test_scores["typical"].mean()),
             "auroc": table,
         },
         "conditional_sampling": {
@@ -299,6 +331,16 @@ def main(argv: list[str] | None = None) -> None:
             "grader_test_accuracy": grader_accuracy,
             "accuracy_per_digit": per_digit,
             "accuracy": float(np.mean(list(per_digit.values()))),
+            "candidates": module.class_candidates,
+            "acceptance": module.class_acceptance.item(),
+            "diversity_per_digit": diversity,
+            "diversity": float(np.mean(list(diversity.values()))),
+            "mixture_alone": {  # one candidate: no rejection, as before issue 26
+                "accuracy_per_digit": alone,
+                "accuracy": float(np.mean(list(alone.values()))),
+                "diversity_per_digit": alone_diversity,
+                "diversity": float(np.mean(list(alone_diversity.values()))),
+            },
             "at_lower_temperature": {
                 "temperature": args.lower_temperature,
                 "accuracy_per_digit": lower,

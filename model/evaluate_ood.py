@@ -37,6 +37,7 @@ from PIL import Image, ImageDraw
 from model import artifact, dsprites, ood
 from model.data import load_mnist, split_train_val, to_unit
 from model.evaluate_heads import render_letters, strokes
+from model.heads import SCORE_OUTPUTS
 
 FONTS = Path("/usr/share/fonts/truetype")
 TUNING_FONTS = (  # looked at while choosing the method
@@ -68,6 +69,7 @@ METHODS = {  # name -> what it is, for the table
     "typicality_all": "typicality (ll, reconstruction, KL, background ll, PNG bits)",
     "typicality_context_kde": "typicality (ll, reconstruction, KL, background ll), kernel density",
     "typicality_all_kde": "typicality (the same and PNG bits), kernel density",
+    "served": "the file's own ood_score: typicality (+ ctx, grey share), KDE, fitted at export",
 }
 
 
@@ -146,6 +148,8 @@ def statistics(module, x: torch.Tensor, k: int, fitted: dict, batch: int = 100) 
     parts = [module.score(b, k) for b in x.split(batch)]
     elbo, reconstruction, kl, ll = (torch.cat([p[i] for p in parts]).double() for i in range(4))
     s = {"log_likelihood": ll, "reconstruction": reconstruction, "kl": kl}
+    s["served"] = torch.cat([p[SCORE_OUTPUTS.index("ood_score")] for p in parts]).double()
+    s["typical"] = torch.cat([p[SCORE_OUTPUTS.index("typical")] for p in parts])
     for codec in ("png", "bz2", "lzma"):
         s[f"{codec}_bits"] = ood.compressed_bits(x, codec)
         s[f"complexity_{codec}"] = ood.input_complexity(ll, s[f"{codec}_bits"])
@@ -196,7 +200,13 @@ def costs(module, x: torch.Tensor, k: int, fitted: dict, repeats: int = 3) -> di
         return 1000 * best / len(x)
 
     base = per_image(lambda: [module.score(b, k) for b in x.split(100)])
-    five = summary(statistics(module, x, k, fitted), TYPICALITY["typicality_all"])
+    s = statistics(module, x, k, fitted)
+    five = summary(s, TYPICALITY["typicality_all"])
+    parts = [s[name].float() for name in ("log_likelihood", "reconstruction", "kl")]
+
+    def served() -> None:  # what the file's score adds to the likelihood's
+        module.ood_score(module.ood_statistics(x, *parts))
+
     extra = {
         "log_likelihood": 0.0,
         "complexity_png": per_image(lambda: ood.compressed_bits(x, "png")),
@@ -223,6 +233,7 @@ def costs(module, x: torch.Tensor, k: int, fitted: dict, repeats: int = 3) -> di
                 ood.kde_log_density(five, *fitted["typicality_all_kde"]),
             )
         ),
+        "served": per_image(served),
     }
     return {"vae_score_ms": base, "extra_ms": extra}
 
@@ -285,6 +296,9 @@ def main(argv: list[str] | None = None) -> None:
         name: {m: float((s[m] < thresholds[m]).double().mean()) if s else None for m in METHODS}
         for name, s in scores.items()
     }
+    not_typical = {  # at the file's own threshold: what POST /score answers
+        name: float((~s["typical"]).double().mean()) if s else None for name, s in scores.items()
+    }
     cost = costs(module, test[:200], args.k, fitted)
     result = {
         "command": " ".join(["python -m model.evaluate_ood", *(argv or sys.argv[1:])]),
@@ -296,6 +310,7 @@ def main(argv: list[str] | None = None) -> None:
         "auroc_raw_tensors": raw_table,
         "threshold_rejection_on_validation": args.rejection,
         "rejected_at_threshold": rejected,
+        "served_not_typical": not_typical,
         "cost": cost,
     }
     if args.json:

@@ -140,12 +140,11 @@ def capabilities_markdown(card: dict) -> str:
         "[confusion matrix](../docs/img/confusion_matrix.png)).",
         f"- **score**: IWAE log-likelihood of grey-level digits (expectation over "
         f"binarizations); MNIST test digits at K={table['k']}: median {table['median']:.1f}, "
-        f"1st / 5th / 95th percentile {pct['1']:.1f} / {pct['5']:.1f} / {pct['95']:.1f} nats; "
-        f"`typical` means log-likelihood >= {cap['typical_threshold']:.1f} "
-        f"(percentile {cap['config']['typical_percentile']:g} of the test digits).",
+        f"1st / 5th / 95th percentile {pct['1']:.1f} / {pct['5']:.1f} / {pct['95']:.1f} nats.",
+        ood_text(cap, "validation digits"),
         f"- **conditional sampling**: a Gaussian mixture over mu per digit "
         f"({cap['config']['n_components']} full-covariance components, EM on the training "
-        "digits).",
+        f"digits){rejection_text(cap)}.",
     ]
     if "re_exported" in card:
         spot = card["metrics"]["spot_check"]
@@ -160,6 +159,32 @@ def capabilities_markdown(card: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ood_text(cap: dict, held_out: str = "held-out images") -> str:
+    """The card's line on the OOD score behind `typical` (model/fit_heads.fit_ood)."""
+    if "ood" not in cap:  # a card written before issue 26: typical was on the likelihood
+        return f"- `typical` means log-likelihood >= {cap['typical_threshold']:.1f}."
+    o = cap["ood"]
+    return (
+        f"- **out-of-distribution score** (`ood_score`, decides `typical`): {o['method']}, "
+        f"fitted on {o['density_points']:,} of {o['fit_images']:,} training images at "
+        f"K={o['k']}, calibrated on {o['held_out_images']:,} {held_out} (median "
+        f"{o['percentiles']['50']:.2f}); `typical` means ood_score >= "
+        f"{cap['typical_threshold']:.2f} (percentile {cap['config']['typical_percentile']:g} "
+        "of those); [docs/capabilities.md](../docs/capabilities.md) says why this score."
+    )
+
+
+def rejection_text(cap: dict) -> str:
+    """', with rejection: ...' when conditional samples are drawn with rejection."""
+    candidates = cap["config"].get("class_candidates", 1)
+    if candidates <= 1:
+        return ""
+    return (
+        f", with rejection: of {candidates} draws, the first the classifier gives the class "
+        f"with probability >= {cap['config']['class_acceptance']:g}"
+    )
+
+
 def evaluation_markdown(evaluation: dict) -> str:
     """The figures of model/evaluate_heads.py (and scripts/score_throughput.py) as tables."""
     if "ood" not in evaluation:
@@ -167,12 +192,15 @@ def evaluation_markdown(evaluation: dict) -> str:
     ood, cond = evaluation["ood"], evaluation["conditional_sampling"]
     median = ood["median_test_log_likelihood"]
     rows = "\n".join(
-        f"| {name} | {a['log_likelihood']:.3f} | {a['elbo']:.3f} | {a['reconstruction']:.3f} "
+        f"| {name} | {a.get('ood_score', float('nan')):.3f} | {a['log_likelihood']:.3f} "
+        f"| {a['elbo']:.3f} | {a['reconstruction']:.3f} "
         f"| {a['kl']:.3f} | {a['median_log_likelihood']:.1f} "
         f"| {100 * a.get('typical_share', float('nan')):.1f} |"
         for name, a in ood["auroc"].items()
     )
     digits = " | ".join(f"{100 * v:.1f}" for v in cond["accuracy_per_digit"].values())
+    diversity = " | ".join(f"{v:.2f}" for v in cond.get("diversity_per_digit", {}).values())
+    diversity_row = f"\n| diversity | {diversity} |" if diversity else ""
     lower = cond.get("at_lower_temperature")
     lower_text = (
         f" ({100 * lower['accuracy']:.1f} % at temperature {lower['temperature']:g})"
@@ -190,8 +218,8 @@ Out-of-distribution detection: AUROC of each statistic as "higher = more like MN
 set, K={ood["k"]}; median log-likelihood of those test digits {median:.1f}.
 Letters rendered from {ood["letters_font"]}.
 
-| set | log-likelihood | ELBO | reconstruction | -KL | median log-likelihood | typical, % |
-|---|---|---|---|---|---|---|
+| set | OOD score | log-likelihood | ELBO | reconstruction | -KL | median ll | typical, % |
+|---|---|---|---|---|---|---|---|
 {rows}
 
 ![score histogram](../docs/img/score_histogram.png)
@@ -199,11 +227,13 @@ Letters rendered from {ood["letters_font"]}.
 Conditional sampling (`GET /sample?digit=d`, temperature {cond["temperature"]:g},
 {cond["samples_per_digit"]} samples per digit): share classified as the requested digit by
 a separate pixel classifier ({cond["grader"]}; {100 * cond["grader_test_accuracy"]:.2f} % on
-the test digits): **{100 * cond["accuracy"]:.1f} %** overall{lower_text}.
+the test digits): **{100 * cond["accuracy"]:.1f} %** overall{lower_text}. Diversity: the
+samples' mean pairwise pixel distance over that of test digits of the same digit (1 = as
+varied as real digits).
 
 | digit | {" | ".join(cond["accuracy_per_digit"])} |
 |---|{"---|" * len(cond["accuracy_per_digit"])}
-| % | {digits} |
+| % | {digits} |{diversity_row}
 
 ![conditional samples](../docs/img/digit_samples.png)
 """
@@ -378,7 +408,7 @@ def card_from_checkpoint(args: argparse.Namespace) -> tuple[VAE, dict]:
 def with_heads(vae: VAE, card: dict, args: argparse.Namespace, command: str) -> tuple:
     """The VAE with fitted heads, and the card with their figures under `capabilities`."""
     from model import images_card
-    from model.fit_heads import Digits, HeadsConfig, fit_heads
+    from model.fit_heads import Digits, HeadsConfig, OODImages, fit_heads
     from model.heads import CAPABILITIES
 
     started = time.perf_counter()
@@ -390,11 +420,17 @@ def with_heads(vae: VAE, card: dict, args: argparse.Namespace, command: str) -> 
             from model import dsprites_card
 
             cfg.score_images, cfg.classifier_noise = dsprites_card.SCORE_IMAGES, 0.0
+            # 64x64 convolutions at K=50: 1,000 images each (~3 min) instead of 2,000/5,000
+            cfg.ood_fit_images = cfg.ood_table_images = dsprites_card.SCORE_IMAGES
             train, test = dsprites_card.heads_data(cfg.seed)
+            ood_images = None  # fitted on the heads' training shapes, calibrated on held-out
         else:
             train, test = Digits.load("train", args.data_dir), Digits.load("test", args.data_dir)
+            ood_images = OODImages.mnist(args.data_dir)
         n_classes = len(card.get("classes", range(10)))
-        model, figures = fit_heads(vae, card["architecture"], train, test, cfg, n_classes)
+        model, figures = fit_heads(
+            vae, card["architecture"], train, test, cfg, n_classes, ood_images
+        )
         figures["methods"] = ["score", "percentile", "classify", "digit_latents"]
     figures["provides"] = [c for c, method in CAPABILITIES.items() if method in figures["methods"]]
     figures["command"] = command

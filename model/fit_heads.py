@@ -5,9 +5,12 @@ levels, as the service sees them) it fits
 - a classifier on mu (the "M1" use of a VAE, Kingma et al. 2014): a small MLP trained on
   z ~ q(z|x) drawn afresh each epoch, so it also sees the spread of q around mu;
 - one Gaussian mixture over mu per digit (EM, full covariances), for conditional sampling;
-and from the 10k test digits the sorted table of IWAE log-likelihoods behind `percentile`,
-with the `typical` threshold at a low percentile of it. It reports the test accuracy and
-confusion matrix of the classifier.
+and from the 10k test digits the sorted table of IWAE log-likelihoods behind `percentile`.
+The out-of-distribution score (model/ood.py) is fitted on training images the VAE learnt
+from (the context background and the kernel density) and calibrated on held-out ones it
+never saw (its table, and the `typical` threshold at a low percentile of it): for MNIST
+the validation split of training (model.data.split_train_val), so that test digits stay
+for evaluation. It reports the test accuracy and confusion matrix of the classifier.
 """
 
 import math
@@ -18,8 +21,9 @@ from torch import Tensor
 from torch.distributions import MultivariateNormal
 from tqdm import tqdm
 
-from model.data import load_mnist, to_unit
-from model.heads import N_DIGITS, VAEWithHeads, VAEWithScore
+from model import ood
+from model.data import load_mnist, split_train_val, to_unit
+from model.heads import N_DIGITS, OOD_STATISTICS, VAEWithHeads, VAEWithScore
 from model.vae import VAE, VAEConfig, iwae_bound, iwae_log_weights, likelihood_of
 
 
@@ -37,6 +41,10 @@ class HeadsConfig:
     # The classifier trains on z = mu + noise * sigma * eps; 0 trains on mu alone (dSprites'
     # beta-VAE: its large sigma drowned the shape in mu, 69 % against 78 % at epoch 7)
     classifier_noise: float = 1.0
+    ood_fit_images: int = 2000  # training images behind the OOD kernel density
+    ood_table_images: int = 5000  # held-out images behind its table and threshold (at most)
+    class_candidates: int = 16  # conditional sampling: draws per sample, with rejection...
+    class_acceptance: float = 0.9  # ...of those the classifier gives less than this
 
 
 @dataclass
@@ -51,6 +59,22 @@ class Digits:
     def load(cls, split: str, data_dir: str | None = None) -> "Digits":
         images, labels = load_mnist(split, data_dir)
         return cls(to_unit(images), torch.from_numpy(labels).long())
+
+
+@dataclass
+class OODImages:
+    """What the OOD score is fitted on (images the VAE trained on) and calibrated on
+    (held-out images it never saw), (N, C, H, W) in [0, 1] each."""
+
+    fit: Tensor
+    held_out: Tensor
+
+    @classmethod
+    def mnist(cls, data_dir: str | None = None) -> "OODImages":
+        """The training and validation splits vae-train uses (seed 0, 5,000 held out)."""
+        images, labels = load_mnist("train", data_dir)
+        (train, _), (val, _) = split_train_val(images, labels)
+        return cls(to_unit(train), to_unit(val))
 
 
 @torch.no_grad()
@@ -125,12 +149,20 @@ def fit_heads(
     test: Digits,
     cfg: HeadsConfig,
     n_classes: int = N_DIGITS,
+    ood_images: OODImages | None = None,
 ) -> tuple[VAEWithHeads, dict]:
-    """A VAEWithHeads with the weights of `vae` and fitted heads, and its figures."""
+    """A VAEWithHeads with the weights of `vae` and fitted heads, and its figures. The OOD
+    score is fitted on `ood_images` (default: train's images, calibrated on test's)."""
     torch.manual_seed(cfg.seed)
     score_images = test.images[: cfg.score_images] if cfg.score_images else test.images
+    ood_images = ood_images or OODImages(train.images, test.images)
     model = VAEWithHeads(
-        VAEConfig(**model_config), cfg.n_components, len(score_images), cfg.head_hidden, n_classes
+        VAEConfig(**model_config),
+        cfg.n_components,
+        len(score_images),
+        cfg.head_hidden,
+        n_classes,
+        **ood_sizes(ood_images, cfg),
     )
     missing, unexpected = model.load_state_dict(vae.state_dict(), strict=False)
     if unexpected or any(key.startswith(("encoder", "to_params", "decoder")) for key in missing):
@@ -155,24 +187,88 @@ def fit_heads(
         )
         model.digit_weights[digit], model.digit_means[digit] = weights, means
         model.digit_scale_tril[digit] = tril
+    model.class_candidates = cfg.class_candidates
+    model.class_acceptance.fill_(cfg.class_acceptance)
 
     figures = {
         "config": asdict(cfg),
         "classifier_test_accuracy": accuracy,
         "confusion_matrix": confusion.tolist(),
         **fit_score(model, score_images, cfg),
+        **fit_ood(model, ood_images, cfg),
     }
     return model, figures
 
 
+def ood_sizes(images: OODImages, cfg: HeadsConfig) -> dict[str, int]:
+    """The sizes of the OOD buffers (model/heads.py) for these images."""
+    return {
+        "ood_points": min(len(images.fit), cfg.ood_fit_images),
+        "ood_table_size": min(len(images.held_out), cfg.ood_table_images),
+    }
+
+
+@torch.no_grad()
+def ood_statistics(model: VAEWithScore, images: Tensor, k: int, max_rows: int = 20000) -> Tensor:
+    """model.ood_statistics of every image, with the score at k: (N, 5)."""
+    parts = []
+    for x in tqdm(images.split(max(1, max_rows // k)), desc=f"OOD statistics k={k}"):
+        _, reconstruction, kl, log_likelihood = model.score(x, k)[:4]
+        parts.append(model.ood_statistics(x, log_likelihood, reconstruction, kl))
+    return torch.cat(parts)
+
+
+@torch.no_grad()
+def fit_ood(model: VAEWithScore, images: OODImages, cfg: HeadsConfig) -> dict:
+    """Fits the OOD score of `model` (model/ood.py: the context background on every fit
+    image, the kernel density on a random ood_fit_images of them), its table and the
+    `typical` threshold (typical_percentile of the held-out scores); returns figures."""
+    generator = torch.Generator().manual_seed(cfg.seed)
+    sizes = ood_sizes(images, cfg)
+    model.ood_context.copy_(ood.fit_context_background(images.fit, model.ood_levels))
+    chosen = torch.randperm(len(images.fit), generator=generator)[: sizes["ood_points"]]
+    torch.manual_seed(cfg.seed)
+    fitted = ood.fit_kde(ood_statistics(model, images.fit[chosen], cfg.score_k))
+    for buffer, value in zip(
+        (model.ood_mean, model.ood_whitening, model.ood_points, model.ood_bandwidth),
+        fitted,
+        strict=True,
+    ):
+        buffer.copy_(value.float())
+    held_out = images.held_out[: sizes["ood_table_size"]]
+    scores = model.ood_score(ood_statistics(model, held_out, cfg.score_k))
+    table = scores.sort().values
+    model.ood_table.copy_(table)
+    threshold = torch.quantile(table, cfg.typical_percentile / 100)
+    model.typical_threshold.copy_(threshold)
+    return {
+        "ood": {
+            "method": "kernel density over (log-likelihood, reconstruction, KL, "
+            "context-background log-likelihood, share of grey pixels), DoSE (Morningstar "
+            "et al. 2021)",
+            "statistics_used": [
+                name
+                for name, row in zip(OOD_STATISTICS, model.ood_whitening, strict=True)
+                if row.abs().sum() > 0
+            ],
+            "k": cfg.score_k,
+            "fit_images": len(images.fit),
+            "density_points": sizes["ood_points"],
+            "held_out_images": len(held_out),
+            "percentiles": {
+                str(q): torch.quantile(table, q / 100).item() for q in (1, 5, 25, 50, 75, 95, 99)
+            },
+        },
+        "typical_threshold": threshold.item(),
+    }
+
+
 def fit_score(model: VAEWithScore, score_images: Tensor, cfg: HeadsConfig) -> dict:
-    """Fills the score table (sorted IWAE log-likelihoods of `score_images`) and the
-    `typical` threshold of `model`; returns their figures."""
+    """Fills the score table (sorted IWAE log-likelihoods of `score_images`) of `model`;
+    returns its figures."""
     torch.manual_seed(cfg.seed)
     table = log_likelihoods(model, score_images, cfg.score_k).sort().values
     model.score_table.copy_(table)
-    threshold = torch.quantile(table, cfg.typical_percentile / 100)
-    model.typical_threshold.copy_(threshold)
     model.score_k = cfg.score_k
     return {
         "test_log_likelihood": {
@@ -184,17 +280,19 @@ def fit_score(model: VAEWithScore, score_images: Tensor, cfg: HeadsConfig) -> di
             },
             "bits_per_dim_mean": -table.mean().item() / (score_images[0].numel() * math.log(2)),
         },
-        "typical_threshold": threshold.item(),
     }
 
 
 def fit_score_head(
-    vae: VAE, model_config: dict, test: Tensor, cfg: HeadsConfig
+    vae: VAE, model_config: dict, train: Tensor, test: Tensor, cfg: HeadsConfig
 ) -> tuple[VAEWithScore, dict]:
-    """A VAEWithScore with the weights of `vae` and its score table from the images `test`
-    (for a model without labels: no classifier, no per-class densities)."""
+    """A VAEWithScore with the weights of `vae`, its score table from the images `test` and
+    its OOD score fitted on `train` (for a model without labels: no classifier, no
+    per-class densities)."""
     score_images = test[: cfg.score_images] if cfg.score_images else test
-    model = VAEWithScore(VAEConfig(**model_config), len(score_images))
+    ood_images = OODImages(train, test)
+    model = VAEWithScore(VAEConfig(**model_config), len(score_images), **ood_sizes(ood_images, cfg))
     model.load_state_dict(vae.state_dict(), strict=False)
     model.eval()
-    return model, {"config": asdict(cfg), **fit_score(model, score_images, cfg)}
+    figures = fit_score(model, score_images, cfg) | fit_ood(model, ood_images, cfg)
+    return model, {"config": asdict(cfg), **figures}

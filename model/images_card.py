@@ -126,7 +126,9 @@ def fit(vae: VAE, card: dict, cfg: HeadsConfig) -> tuple[VAE, dict]:
     held_out = folder.unit(val)
     cfg.score_images = min(len(val), SCORE_IMAGES)
     if not folder.classes:
-        model, figures = fit_score_head(vae, card["architecture"], held_out, cfg)
+        model, figures = fit_score_head(
+            vae, card["architecture"], folder.unit(train), held_out, cfg
+        )
         return model, {**figures, "methods": ["score", "percentile"]}
     train_set = Digits(folder.unit(train), folder.labels[torch.as_tensor(train)])
     counts = torch.bincount(train_set.labels, minlength=len(folder.classes))
@@ -147,7 +149,7 @@ def fit(vae: VAE, card: dict, cfg: HeadsConfig) -> tuple[VAE, dict]:
 
 
 def card_markdown(card: dict) -> str:
-    from model.export import checkpoint_text
+    from model.export import checkpoint_text, ood_text, rejection_text
 
     m, arch, t, data = card["metrics"], card["architecture"], card["training"], card["dataset"]
     cfg = t.get("config", {})
@@ -192,8 +194,8 @@ def card_markdown(card: dict) -> str:
             f"`{cap['command']}` ({cap.get('minutes', 'n/a')} min).\n",
             f"- **score**: IWAE log-likelihood at K={table['k']} of "
             f"{cap['config']['score_images']} held-out images: median {table['median']:.1f} "
-            f"nats, mean {table['bits_per_dim_mean']:.3f} bits/dim; `typical` means >= "
-            f"{cap['typical_threshold']:.1f}.",
+            f"nats, mean {table['bits_per_dim_mean']:.3f} bits/dim.",
+            ood_text(cap, "held-out images"),
         ]
         if "classifier_test_accuracy" in cap:
             lines += [
@@ -201,6 +203,7 @@ def card_markdown(card: dict) -> str:
                 f"**{100 * cap['classifier_test_accuracy']:.1f} %**, confusion "
                 f"{cap['confusion_matrix']} (rows: true {card['classes']}).",
                 f"- **conditional sampling**: a Gaussian mixture over mu per class "
-                f"({cap['config']['n_components']} full-covariance components, EM).",
+                f"({cap['config']['n_components']} full-covariance components, EM)"
+                f"{rejection_text(cap)}.",
             ]
     return "\n".join(lines) + "\n"

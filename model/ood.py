@@ -85,10 +85,11 @@ def input_complexity(log_likelihood: Tensor, bits: Tensor) -> Tensor:
 def causal_context(x: Tensor, levels: int) -> Tensor:
     """The context of every pixel: its left, upper-left, upper and upper-right neighbours
     (zero outside the image) quantised to `levels` values, as one index in
-    [0, levels**4): (N, C, H, W) -> (N, C, H, W) long."""
+    [0, levels**4): (N, C, H, W) -> (N, C, H, W) long. TorchScript: the exported score
+    calls it (model/heads.py)."""
     q = (x.clamp(0, 1) * levels).long().clamp(max=levels - 1)
-    padded = torch.nn.functional.pad(q, (1, 1, 1, 0))  # (N, C, H+1, W+2), zeros = level 0
-    h, w = x.shape[-2:]
+    padded = torch.nn.functional.pad(q, [1, 1, 1, 0])  # (N, C, H+1, W+2), zeros = level 0
+    h, w = x.shape[-2], x.shape[-1]
     left = padded[..., 1:, 0:w]
     up_left = padded[..., :h, 0:w]
     up = padded[..., :h, 1 : w + 1]
@@ -118,12 +119,11 @@ def bernoulli_log_likelihood(x: Tensor, p: Tensor) -> Tensor:
     return terms.flatten(1).sum(1)
 
 
-def context_log_likelihood(x: Tensor, table: Tensor) -> Tensor:
+def context_log_likelihood(x: Tensor, table: Tensor, levels: int = 4) -> Tensor:
     """log p_bg(x) under fit_context_background's table (C, levels**4): (N,) nats."""
-    c, n_contexts = table.shape
-    levels = round(n_contexts**0.25)
+    c, n_contexts = table.shape[0], table.shape[1]
     context = causal_context(x, levels)  # (N, C, H, W)
-    p = torch.gather(table.unsqueeze(0).expand(len(x), c, n_contexts), 2, context.flatten(2))
+    p = torch.gather(table.unsqueeze(0).expand(x.shape[0], c, n_contexts), 2, context.flatten(2))
     return bernoulli_log_likelihood(x, p.view_as(x))
 
 
@@ -136,6 +136,13 @@ def fit_pixel_background(images: Tensor) -> Tensor:
 def pixel_log_likelihood(x: Tensor, means: Tensor) -> Tensor:
     """log p_bg(x) with independent Bernoulli pixels of these means (C, H, W): (N,) nats."""
     return bernoulli_log_likelihood(x, means.expand_as(x))
+
+
+def grey_share(x: Tensor) -> Tensor:
+    """The share of values strictly between 0.1 and 0.9, (N, C, H, W) -> (N,): how much
+    grey-level detail an image has, which a Bernoulli decoder does not model (what PNG's
+    length measured in input complexity, in one TorchScript-able number)."""
+    return ((x > 0.1) & (x < 0.9)).flatten(1).to(x.dtype).mean(1)
 
 
 def fit_gaussian(statistics: Tensor) -> tuple[Tensor, Tensor]:
@@ -157,22 +164,36 @@ def typicality(statistics: Tensor, mean: Tensor, precision: Tensor) -> Tensor:
 def fit_kde(statistics: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """A Gaussian kernel density over training statistics (N, S), whitened by their
     covariance: (mean (S,), whitening (S, S), whitened points (N, S), bandwidth ()), with
-    Scott's bandwidth N^(-1/(S+4)). Stored as is: N x S numbers (2,000 x 5 = 40 KB)."""
-    mean, precision = fit_gaussian(statistics)
-    whitening = torch.linalg.cholesky(precision)  # (s - mean) @ whitening has identity cov
-    points = (statistics.double() - mean) @ whitening
-    n, dim = points.shape
-    return mean, whitening, points, torch.tensor(n ** (-1.0 / (dim + 4)), dtype=torch.float64)
+    Scott's bandwidth N^(-1/(S+4)). Stored as is: N x S numbers (2,000 x 5 = 40 KB).
+
+    A statistic that does not vary over the training images (grey_share of binary ones,
+    dSprites') gets a zero row and column in the whitening, so that it is left out rather
+    than turning every image where it differs into an outlier."""
+    s = statistics.double()
+    varies = s.std(0) > 1e-9 * s.abs().mean(0).clamp(min=1.0)
+    mean, precision = fit_gaussian(s[:, varies])
+    whitening = torch.zeros(s.shape[1], s.shape[1], dtype=s.dtype)
+    # (s - mean) @ whitening has identity covariance over the statistics that vary
+    kept = varies.nonzero().squeeze(1)
+    whitening[kept.unsqueeze(1), kept] = torch.linalg.cholesky(precision)
+    full_mean = s.mean(0)
+    full_mean[varies] = mean
+    points = (s - full_mean) @ whitening
+    dim = int(varies.sum())
+    bandwidth = torch.tensor(len(s) ** (-1.0 / (dim + 4)), dtype=torch.float64)
+    return full_mean, whitening, points, bandwidth
 
 
 def kde_log_density(
     statistics: Tensor, mean: Tensor, whitening: Tensor, points: Tensor, bandwidth: Tensor
 ) -> Tensor:
     """log of the mean kernel over fit_kde's points (up to a constant): (N, S) -> (N,),
-    higher = more typical (DoSE's KDE, Morningstar et al. 2021)."""
-    y = (statistics.double() - mean) @ whitening
-    squared = torch.cdist(y, points) ** 2  # (N, n_points)
-    return torch.logsumexp(-squared / (2 * bandwidth**2), 1) - math.log(len(points))
+    higher = more typical (DoSE's KDE, Morningstar et al. 2021). In the points' dtype
+    (float32 in an exported model); TorchScript: the exported score calls it."""
+    y = (statistics.to(points.dtype) - mean) @ whitening
+    # exact squared distances, (N, n_points); cdist's matrix-product shortcut is not exact
+    squared = (y.unsqueeze(1) - points.unsqueeze(0)).pow(2).sum(-1)
+    return torch.logsumexp(-squared / (2 * bandwidth**2), 1) - math.log(points.shape[0])
 
 
 def threshold_at(inlier_scores: Tensor | np.ndarray, rejection: float) -> float:

@@ -41,8 +41,9 @@ class Encoding:
 @dataclass(frozen=True)
 class Score:
     """POST /score of one image, in nats: ELBO and its parts, the importance-weighted
-    log-likelihood with k samples, bits per pixel, its percentile among MNIST test digits
-    and whether it is typical (at or above the model's 1st-percentile threshold)."""
+    log-likelihood with k samples, bits per pixel, its percentile among the model's
+    held-out images, the out-of-distribution score and its percentile, and whether the
+    image is typical (OOD score at or above the model's 1st-percentile threshold)."""
 
     elbo: float
     reconstruction: float
@@ -50,6 +51,8 @@ class Score:
     log_likelihood: float
     bits_per_dim: float
     percentile: float
+    ood_score: float
+    ood_percentile: float
     typical: bool
     k: int
 

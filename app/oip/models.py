@@ -4,7 +4,8 @@
 - `vae-decoder`: z FP32 [-1, D] -> image FP32 [-1, C, H, W] (Bernoulli means)
 - `vae-reconstruct`: image -> image, decode(mu): one round trip instead of two
 - `vae-score`: image -> elbo, reconstruction, kl, log_likelihood, bits_per_dim, percentile,
-  typical (1/0), each FP32 [-1]; request parameter `k` (importance samples, default 100)
+  ood_score, ood_percentile, typical (1/0), each FP32 [-1]; request parameter `k`
+  (importance samples, default 100)
 - `vae-classify`: image -> probabilities FP32 [-1, classes], mu FP32 [-1, D]
 
 C, H, W, D and the classes are the model's (app.contract).

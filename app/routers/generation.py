@@ -93,12 +93,13 @@ async def sample(request: Request, model: Model, query: SampleParams) -> Respons
     limits.VECTORS.check(query.n, model.settings)
     limits.check_output(query.n, query.scale, model)
     generator, seed = seeded(query.seed)
-    eps = torch.randn(query.n, model.latent_dim, generator=generator)
     if label is None:
-        z = eps * query.temperature
+        z = torch.randn(query.n, model.latent_dim, generator=generator) * query.temperature
     else:
         digits = torch.full((query.n,), label, dtype=torch.long)
-        u = torch.rand(query.n, generator=generator)  # picks a mixture component
+        candidates = (query.n, model.contract.class_candidates)  # the model keeps one of each
+        eps = torch.randn(*candidates, model.latent_dim, generator=generator)
+        u = torch.rand(candidates, generator=generator)  # picks a mixture component
         z = (await model.run("class_latents", eps, digits, u, query.temperature))[0]
     images = (await model.run("decode", z))[0]
     if query.pixels == "bernoulli":
@@ -160,8 +161,8 @@ async def interpolation_ends(
         if isinstance(body, InterpolateDigitsRequest):
             ends = [class_index(model, None, d) for d in (body.digit_start, body.digit_end)]
             digits = torch.tensor(ends)
-            median = torch.full((2,), 0.5)  # the component at the median of the weights
-            eps = torch.zeros(2, model.latent_dim)
+            median = torch.full((2, 1), 0.5)  # the component at the median of the weights
+            eps = torch.zeros(2, 1, model.latent_dim)  # one candidate: its mean
             ends = (await model.run("class_latents", eps, digits, median, 0.0))[0]
         else:
             ends = latent_tensor([body.z_start, body.z_end], model.latent_dim)

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Request, Response
 from app import limits
 from app.dependencies import Model, require
 from app.media import IMAGE_BODY, decode_images, read_images, read_uploads, with_inputs
-from app.operations import SCORE_OUTPUTS
 from app.queries import InputParams, ScoreParams
 from app.schemas import ERROR_RESPONSES, NOT_SUPPORTED, ClassifyResponse, ScoreResponse
+from model.heads import SCORE_OUTPUTS
 
 NUMPY = orjson.OPT_SERIALIZE_NUMPY
 router = APIRouter(tags=["images in"], responses={**ERROR_RESPONSES, **NOT_SUPPORTED})

@@ -326,7 +326,8 @@ async function describe(blob, label) {
 /** The name of class `index` in the contract (the index itself if the card names none). */
 const classLabel = (index) => state.contract.classes[index] ?? String(index);
 
-/** The predicted class with its probabilities, and the percentile of the likelihood. */
+/** The predicted class with its probabilities; the percentiles of the likelihood and of the
+ * out-of-distribution score, which decides "typical". */
 function showVerdict(classified, scored) {
   $("classify-panel").hidden = !classified;
   $("score-panel").hidden = !scored;
@@ -355,7 +356,11 @@ function showVerdict(classified, scored) {
     const others = isDigitModel() ? "real MNIST test digits" : "its held-out test images";
     $("typicality").textContent =
       `More likely under the model than ${share.toFixed(1)} % of ${others} ` +
-      `(${scored.typical ? "typical" : "unusual"}; log-likelihood ${scored.log_likelihood.toFixed(1)} nats).`;
+      `(log-likelihood ${scored.log_likelihood.toFixed(1)} nats); ` +
+      (scored.typical
+        ? `typical: more typical than ${scored.ood_percentile.toFixed(1)} % of held-out images.`
+        : `unusual: it looks less like the training images than ` +
+          `${(100 - scored.ood_percentile).toFixed(1)} % of held-out images.`);
   }
 }
 

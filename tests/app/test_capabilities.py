@@ -20,6 +20,8 @@ SCORE_KEYS = {
     "log_likelihood",
     "bits_per_dim",
     "percentile",
+    "ood_score",
+    "ood_percentile",
     "typical",
     "k",
 }
@@ -69,7 +71,9 @@ def test_score_agrees_with_the_module(heads_client, tiny_heads_model_file, digit
     assert body["kl"] == pytest.approx(module.kl_divergence(mu, sigma).item(), rel=1e-5)
     percentile = module.percentile(torch.tensor([body["log_likelihood"]])).item()
     assert body["percentile"] == pytest.approx(percentile)
-    assert body["typical"] == (body["log_likelihood"] >= module.typical_threshold.item())
+    ood_percentile = module.ood_percentile(torch.tensor([body["ood_score"]])).item()
+    assert body["ood_percentile"] == pytest.approx(ood_percentile)
+    assert body["typical"] == (body["ood_score"] >= module.typical_threshold.item())
 
 
 def test_score_limits(make_client, tiny_heads_model_file, digit_png):
@@ -136,6 +140,19 @@ def test_sample_a_digit_reproducibly(heads_client, client):
         client.get("/sample", params={"n": 4, "seed": 5, "format": "json"}).json()["z"]
         == (prior["z"])
     )
+
+
+def test_sample_digit_is_the_model_draw_with_rejection(heads_client, tiny_heads_model_file):
+    """The route draws class_candidates candidates per sample from the seed and the model
+    keeps one of each (model/heads.py): the same draws give the same z."""
+    module = artifact.load(tiny_heads_model_file)[0]
+    assert module.class_candidates > 1
+    body = heads_client.get("/sample", params={"digit": 3, "n": 4, "seed": 9, "format": "json"})
+    generator = torch.Generator().manual_seed(9)
+    eps = torch.randn(4, module.class_candidates, LATENT, generator=generator)
+    u = torch.rand(4, module.class_candidates, generator=generator)
+    expected = module.digit_latents(torch.full((4,), 3), eps, u, 1.0)
+    torch.testing.assert_close(torch.tensor(body.json()["z"]), expected)
 
 
 def test_sample_digit_temperature_zero_gives_component_means(heads_client, tiny_heads_model_file):

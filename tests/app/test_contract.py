@@ -5,11 +5,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import Tensor
 
 from app.contract import ContractError, read_contract
 from app.inference import ModelLoadError, ModelService
 from model import artifact
-from tests.conftest import LATENT, SHIPPED_MODEL, tiny_settings
+from model.vae import VAE
+from tests.conftest import LATENT, SHIPPED_MODEL, TINY_CONFIG, tiny_card, tiny_settings
 
 
 def loaded(path: Path) -> tuple[torch.jit.ScriptModule, dict]:
@@ -103,3 +105,35 @@ def test_the_model_route_shows_the_contract(heads_client):
     assert contract["image_shape"] == [1, 28, 28] and contract["preprocessor"] == "digit"
     assert contract["classes"] == list("0123456789") and contract["latent_dim"] == LATENT
     assert set(contract["capabilities"]) == {"score", "classify", "conditional_sampling"}
+
+
+class ScoreBeforeOOD(VAE):
+    """A file exported before issue 26: score's seven outputs, no ood_score."""
+
+    @torch.jit.export
+    def score(
+        self, x: Tensor, k: int
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        ll = self.encode(x)[0].sum(1)
+        return ll, ll, ll, ll, ll, ll, ll >= 0
+
+
+class SamplingBeforeRejection(VAE):
+    """A file exported before conditional draws had candidates: no class_candidates."""
+
+    @torch.jit.export
+    def digit_latents(self, digits: Tensor, eps: Tensor, u: Tensor, temperature: float) -> Tensor:
+        return eps * temperature
+
+
+@pytest.mark.parametrize(
+    ("module_class", "message"),
+    [(ScoreBeforeOOD, "score gives 7 outputs"), (SamplingBeforeRejection, "class_candidates")],
+)
+def test_a_file_from_before_the_ood_score_says_to_re_export(module_class, message):
+    torch.manual_seed(0)
+    module = artifact.script(module_class(TINY_CONFIG))
+    card = {**tiny_card(), "classes": ["a", "b"]}
+    with pytest.raises(ContractError, match=message) as raised:
+        read_contract(module, card)
+    assert "vae-export --from-torchscript" in str(raised.value)

@@ -48,7 +48,15 @@ SHIPPED_MODEL = ROOT / "model" / "vae_mnist.pt"
 CORPUS = Path(__file__).with_name("mnist.json")
 KEPT_HEADERS = ("x-seed", "retry-after")  # response headers that are behaviour
 FAILURE = re.compile(r'^vae_failures_total\{reason="([^"]+)"\} (\S+)$', re.MULTILINE)
-SCORE_ESTIMATES = ["elbo", "reconstruction", "log_likelihood", "bits_per_dim", "percentile"]
+SCORE_ESTIMATES = [
+    "elbo",
+    "reconstruction",
+    "log_likelihood",
+    "bits_per_dim",
+    "percentile",
+    "ood_score",
+    "ood_percentile",
+]
 SCORE_RANDOM = [*SCORE_ESTIMATES, "typical"]  # k importance samples, unseeded; kl is exact
 ENCODER, DECODER = "/v2/models/vae-encoder/infer", "/v2/models/vae-decoder/infer"
 V2_MODELS = ["vae-encoder", "vae-decoder", "vae-reconstruct", "vae-score", "vae-classify"]

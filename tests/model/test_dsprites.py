@@ -135,7 +135,7 @@ def test_export_round_trip_with_card_and_heads(tmp_path: Path, monkeypatch):
     probabilities, mu = module.classify(x)
     assert probabilities.shape == (4, 3) and mu.shape == (4, 3)
     assert module.digit_latents(
-        torch.tensor([0, 2]), torch.zeros(2, 3), torch.rand(2), 1.0
+        torch.tensor([0, 2]), torch.zeros(2, 4, 3), torch.rand(2, 4), 1.0
     ).shape == (2, 3)
     eager, _ = export_module.load_torchscript_vae(out)
     torch.testing.assert_close(eager.reconstruct(x), module.reconstruct(x))

@@ -24,6 +24,7 @@ def eager_and_scripted(tiny_heads_model_file):
     heads = VAEWithHeads(TINY_CONFIG, **heads_shapes(state))
     own = heads.state_dict().keys()  # the scripted dict also holds the non-persistent marker
     heads.load_state_dict({k: v for k, v in state.items() if k in own})
+    heads.class_candidates = scripted.class_candidates  # an attribute, not in the state
     return heads.eval(), scripted
 
 
@@ -44,10 +45,33 @@ def test_eager_and_exported_agree(eager_and_scripted):
         torch.testing.assert_close(u, v)
     for u, v in zip(eager.classify(x), scripted.classify(x), strict=True):
         torch.testing.assert_close(u, v)
-    digits, eps, u = torch.tensor([0, 5, 9]), torch.randn(3, 4), torch.rand(3)
+    digits, eps, u = torch.tensor([0, 5, 9]), torch.randn(3, 5, 4), torch.rand(3, 5)
     torch.testing.assert_close(
         eager.digit_latents(digits, eps, u, 0.7), scripted.digit_latents(digits, eps, u, 0.7)
     )
+
+
+def test_conditional_draws_keep_the_first_candidate_the_classifier_accepts(eager_and_scripted):
+    eager, _ = eager_and_scripted
+    digits = torch.tensor([0, 3, 7, 7])
+    eps, u = torch.randn(4, 6, 4), torch.rand(4, 6)
+    candidates = torch.stack([eager.digit_latents(digits, eps[:, i : i + 1], u[:, i : i + 1], 1.0)
+                              for i in range(6)], 1)  # fmt: skip
+    with torch.no_grad():
+        p = torch.softmax(eager.classifier(candidates), -1)
+        p = p.gather(2, digits.view(4, 1, 1).expand(4, 6, 1)).squeeze(-1)  # (4, 6)
+    acceptance = p.median().item()
+    eager.class_acceptance.fill_(acceptance)
+    try:
+        z = eager.digit_latents(digits, eps, u, 1.0)
+    finally:
+        eager.class_acceptance.fill_(0.0)
+    for row in range(4):
+        accepted = (p[row] >= acceptance).nonzero()
+        expected = accepted[0, 0] if len(accepted) else p[row].argmax()
+        torch.testing.assert_close(z[row], candidates[row, expected])
+    # with acceptance 0 the first candidate always passes: the plain mixture draw
+    torch.testing.assert_close(eager.digit_latents(digits, eps, u, 1.0), candidates[:, 0])
 
 
 def test_score_is_the_iwae_bound_with_soft_targets(eager_and_scripted):
@@ -56,7 +80,7 @@ def test_score_is_the_iwae_bound_with_soft_targets(eager_and_scripted):
     eager, _ = eager_and_scripted
     x = torch.rand(2, 1, 28, 28)
     torch.manual_seed(1)
-    elbo, recon, kl, ll, bits, _, _ = eager.score(x, 8)
+    elbo, recon, kl, ll, bits, *_ = eager.score(x, 8)
     torch.manual_seed(1)
     torch.testing.assert_close(ll, iwae_bound(iwae_log_weights(eager, x, 8)))
     torch.testing.assert_close(elbo, recon - kl)
@@ -75,6 +99,30 @@ def test_percentile_and_typical(eager_and_scripted):
         scripted.percentile(torch.stack([below, table[25], above])),
         torch.tensor([0.0, 50.0, 100.0]),
     )
+
+
+def test_ood_score_is_the_kernel_density_of_its_statistics(eager_and_scripted):
+    """ood_score is model.ood's kernel density over (ll, reconstruction, KL, context ll,
+    grey share);
+    its percentile ranks it in the held-out table, and typical is ood_score >= threshold."""
+    from model import ood
+
+    eager, scripted = eager_and_scripted
+    x = torch.rand(5, 1, 28, 28)
+    torch.manual_seed(2)
+    _, recon, kl, ll, _, _, score, percentile, typical = scripted.score(x, 8)
+    context = ood.context_log_likelihood(x, scripted.ood_context)
+    stats = torch.stack([ll, recon, kl, context, ood.grey_share(x)], 1)
+    fitted = (scripted.ood_mean, scripted.ood_whitening, scripted.ood_points)
+    torch.testing.assert_close(score, ood.kde_log_density(stats, *fitted, scripted.ood_bandwidth))
+    table = scripted.ood_table
+    assert (table[1:] >= table[:-1]).all()
+    below = (table.unsqueeze(0) < score.unsqueeze(1)).sum(1).float()  # ties apart
+    torch.testing.assert_close(percentile, below * 100 / len(table))
+    assert torch.equal(typical, score >= scripted.typical_threshold)
+    # the threshold is the typical_percentile of the held-out scores it was fitted on
+    share = (table >= scripted.typical_threshold).float().mean().item()
+    assert 0.95 <= share <= 1.0
 
 
 def test_fit_mixture_recovers_two_clusters():
@@ -125,7 +173,7 @@ def test_vae_export_from_torchscript(tmp_path, tiny_model_file, mnist_dir, monke
     """The documented re-export: heads fitted (on small data here), card updated, and the
     VAE's spot-check NLL must match the card's, or vae-export refuses."""
     from model import export as export_module
-    from model.fit_heads import Digits
+    from model.fit_heads import Digits, OODImages
     from tests.conftest import tiny_digits
 
     monkeypatch.setattr(
@@ -133,6 +181,13 @@ def test_vae_export_from_torchscript(tmp_path, tiny_model_file, mnist_dir, monke
         "load",
         classmethod(
             lambda cls, split, data_dir=None: tiny_digits(200 if split == "train" else 50, 3)
+        ),
+    )
+    monkeypatch.setattr(
+        OODImages,
+        "mnist",
+        classmethod(
+            lambda cls, data_dir=None: cls(tiny_digits(200, 4).images, tiny_digits(50, 5).images)
         ),
     )
     out = tmp_path / "re.pt"

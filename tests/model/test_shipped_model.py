@@ -94,7 +94,8 @@ def test_shipped_capabilities_match_the_card(shipped, card, mnist_dir):
         accuracy = (probabilities.argmax(-1) == labels).float().mean().item()
         assert accuracy == pytest.approx(cap["classifier_test_accuracy"], abs=0.01)
         torch.manual_seed(0)
-        *_, percentile, typical = shipped.score(x[:100], 100)
+        *_, percentile, _, ood_percentile, typical = shipped.score(x[:100], 100)
     assert 30 < percentile.median().item() < 70 and typical.float().mean() > 0.9
+    assert 30 < ood_percentile.median().item() < 70  # calibrated on held-out digits
     assert torch.equal(shipped.score_table.sort().values, shipped.score_table)
     assert shipped.typical_threshold.item() == pytest.approx(cap["typical_threshold"])

@@ -305,6 +305,8 @@ def test_score_and_classify_are_models_only_when_the_file_has_them(client, heads
         "log_likelihood",
         "bits_per_dim",
         "percentile",
+        "ood_score",
+        "ood_percentile",
         "typical",
     ]
     assert all(o["shape"] == [-1] for o in score["outputs"])

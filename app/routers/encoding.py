@@ -16,11 +16,12 @@ from app.media import (
     with_inputs,
 )
 from app.queries import InputParams, ReconstructParams
+from app.routes import DirectRoute
 from app.sampling import bernoulli_pixels, posterior_draw, seeded
 from app.schemas import ERROR_RESPONSES, EncodeResponse, ReconstructResponse, image_answers
 
 NUMPY = orjson.OPT_SERIALIZE_NUMPY
-router = APIRouter(tags=["images in"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["images in"], responses=ERROR_RESPONSES, route_class=DirectRoute)
 
 
 @router.post(

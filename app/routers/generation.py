@@ -17,6 +17,7 @@ from app.media import (
     wants_json,
 )
 from app.queries import DecodeParams, InterpolateParams, SampleParams
+from app.routes import DirectRoute
 from app.sampling import bernoulli_pixels, seeded
 from app.schemas import (
     SEED_HEADER,
@@ -28,7 +29,7 @@ from app.schemas import (
     image_answers,
 )
 
-router = APIRouter(tags=["images out"])
+router = APIRouter(tags=["images out"], route_class=DirectRoute)
 INTERPOLATE_BODY = TypeAdapter(InterpolateRequest | InterpolateDigitsRequest)
 
 

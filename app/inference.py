@@ -217,7 +217,7 @@ class ModelService:
         finally:
             self.outstanding -= 1
             metrics.QUEUE_DEPTH.dec()
-            if traced is not None:  # post-processing starts
+            if traced is not None:  # post-processing starts (or is done: a finish step)
                 traced.request.model_done_ns = time.time_ns()
 
     async def warm_up(self) -> None:

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 from torch import Tensor
@@ -23,24 +24,61 @@ Outputs = tuple[Tensor, ...]
 BATCH_TAGS: ContextVar[tuple] = ContextVar("batch_tags", default=())
 
 
+Finish = Callable[[Outputs], object]  # a caller's outputs -> its result, on the inference thread
+
+
 @dataclass
 class Pending:
     x: Tensor
     future: asyncio.Future
     tag: object = None  # the caller's, for BATCH_TAGS
     queued_at: float = field(default_factory=time.perf_counter)
+    finish: Finish | None = None  # what the caller's outputs become, done in the batch's thread
+
+
+class Failed:
+    """A finish step's exception, carried back from the inference thread to its caller."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def unbatch(sizes: list[int], callers: list[Pending], outputs: Outputs) -> list:
+    """Runs on the inference thread, after the batch's model call: each caller's rows of
+    every output, through its finish step where it gave one (its error, if it raises, is
+    that caller's alone). A caller gone meanwhile (its future cancelled: read across
+    threads, at worst one finish step too many) is not finished."""
+    parts = [output.split(sizes) for output in outputs]
+    results = []
+    for i, caller in enumerate(callers):
+        mine, finish = tuple(part[i] for part in parts), caller.finish
+        if finish is None or caller.future.cancelled():
+            results.append(mine)
+            continue
+        try:
+            results.append(finish(mine))
+        except Exception as e:
+            results.append(Failed(e))
+    return results
 
 
 class MicroBatcher:
     def __init__(
         self,
-        run: Callable[[Tensor], Awaitable[Outputs]],
+        run: Callable[..., Awaitable],
         max_batch_size: int,
         max_wait_s: float = 0.0,
         on_batch: Callable[[list[float], int], None] | None = None,
         slot: asyncio.Lock | None = None,
+        unbatches: bool = False,
     ) -> None:
-        self.run = run  # runs one batched call off the event loop
+        # run(x): one batched call off the event loop, its outputs. With `unbatches`,
+        # run(x, split) also does `split` of the outputs on that thread (app.inference): each
+        # caller's part, finished, comes back to the loop in the one hand-off of the batch.
+        self.run = run
+        self.unbatches = unbatches
         # Held while a batch runs; shared by the batchers of one inference thread, so a batch
         # waits here, not in the thread's queue, and its callers are checked when it starts.
         self.slot = slot or asyncio.Lock()
@@ -63,8 +101,11 @@ class MicroBatcher:
             if not future.done():
                 future.set_exception(RuntimeError("the service is shutting down"))
 
-    async def submit(self, x: Tensor, tag: object = None) -> Outputs:
-        pending = Pending(x, asyncio.get_running_loop().create_future(), tag=tag)
+    async def submit(self, x: Tensor, tag: object = None, finish: Finish | None = None) -> object:
+        """The caller's rows of every output, or what `finish` makes of them (run on the
+        inference thread with the rest of the batch's post-processing)."""
+        future = asyncio.get_running_loop().create_future()
+        pending = Pending(x, future, tag=tag, finish=finish)
         self.pending.append(pending)
         self.wakeup.set()
         try:
@@ -126,15 +167,20 @@ class MicroBatcher:
         if self.on_batch is not None:
             now = time.perf_counter()
             self.on_batch([now - p.queued_at for p in live], sum(sizes))
+        split = partial(unbatch, sizes, live)
         try:
             BATCH_TAGS.set(tuple(p.tag for p in live))
-            outputs = await self.run(torch.cat([p.x for p in live]))
+            x = torch.cat([p.x for p in live])
+            results = await self.run(x, split) if self.unbatches else split(await self.run(x))
         except Exception as e:  # every caller of the batch gets the model's error
             for p in live:
                 if not p.future.done():
                     p.future.set_exception(e)
             return
-        parts = [output.split(sizes) for output in outputs]
-        for i, p in enumerate(live):
-            if not p.future.done():
-                p.future.set_result(tuple(part[i] for part in parts))
+        for p, result in zip(live, results, strict=True):
+            if p.future.done():
+                continue
+            if isinstance(result, Failed):
+                p.future.set_exception(result.error)
+            else:
+                p.future.set_result(result)

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from app import deadlines, metrics
-from app.batching import BATCH_TAGS, MicroBatcher, Outputs
+from app.batching import BATCH_TAGS, Finish, MicroBatcher, Outputs
 from app.contract import ContractError, ModelContract, read_contract
 from app.errors import overloaded
 from app.operations import Operation, operations_for
@@ -76,6 +76,7 @@ class ModelService:
         self.warming = False  # warm-up calls are not counted as images encoded or decoded
         self.batchers: dict[tuple, MicroBatcher] = {}
         self.slot = asyncio.Lock()  # the inference thread, as the batchers share it
+        self.children: dict[str, tuple] = {}  # operation -> its metrics (self.series)
 
     def batcher(self, op: Operation, args: tuple) -> MicroBatcher | None:
         """The batcher of `op` called with `args` (calls with other arguments, e.g. another
@@ -91,9 +92,11 @@ class ModelService:
             if op.name == "score":
                 rows = max(1, self.settings.max_score_samples // args[0])
             wait_s = self.settings.max_wait_ms / 1000
-            run = lambda x: self.traced(op, self.run_in_thread(op, x, *args))  # noqa: E731
+            run = lambda x, split: self.traced(op, self.run_in_thread(op, x, *args, post=split))  # noqa: E731
             observer = batch_observer(op.name, rows)
-            self.batchers[key] = MicroBatcher(run, rows, wait_s, observer, self.slot)
+            self.batchers[key] = MicroBatcher(
+                run, rows, wait_s, observer, self.slot, unbatches=True
+            )
             self.batchers[key].start()
         return self.batchers[key]
 
@@ -128,26 +131,44 @@ class ModelService:
             x = x.to(self.device, self.dtype, non_blocking=True)
             args = tuple(self.on_device(a) if isinstance(a, Tensor) else a for a in args)
             outputs = tuple(o.float().cpu() for o in op.call(self.module, x, *args))
-        metrics.INFERENCE_DURATION.labels(op.name).observe(time.perf_counter() - started)
-        metrics.BATCH_SIZE.labels(op.name).observe(len(x))
+        duration, batch_size = self.series(op.name)
+        duration.observe(time.perf_counter() - started)
+        batch_size.observe(len(x))
         if not self.warming:  # counted as they run: work dropped for gone clients is not
             count(op, len(x), args)
         return outputs
 
+    def series(self, name: str) -> tuple:
+        """Operation `name`'s inference-duration and batch-size histograms, looked up once
+        (labels() costs ~2 us a call)."""
+        series = self.children.get(name)
+        if series is None:
+            series = metrics.INFERENCE_DURATION.labels(name), metrics.BATCH_SIZE.labels(name)
+            self.children[name] = series
+        return series
+
     def on_device(self, t: Tensor) -> Tensor:
         return t.to(self.device, self.dtype) if t.is_floating_point() else t.to(self.device)
 
-    async def run_in_thread(self, op: Operation, x: Tensor, *args: object) -> Outputs:
+    async def run_in_thread(
+        self, op: Operation, x: Tensor, *args: object, post: Finish | None = None
+    ) -> object:
+        """forward(), then `post` of its outputs where given, in one call of the thread."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self.forward, op, x, *args)
+        if post is None:
+            return await loop.run_in_executor(self.executor, self.forward, op, x, *args)
+        return await loop.run_in_executor(self.executor, lambda: post(self.forward(op, x, *args)))
 
-    async def run_alone(self, op: Operation, x: Tensor, *args: object) -> Outputs:
+    async def run_alone(
+        self, op: Operation, x: Tensor, *args: object, finish: Finish | None = None
+    ) -> object:
         """An unbatched call; its time in queue is its wait for the inference thread."""
         queued_at = time.perf_counter()
 
-        def started() -> Outputs:
+        def started() -> object:
             metrics.QUEUE_DURATION.labels(op.name).observe(time.perf_counter() - queued_at)
-            return self.forward(op, x, *args)
+            outputs = self.forward(op, x, *args)
+            return outputs if finish is None else finish(outputs)
 
         return await asyncio.get_running_loop().run_in_executor(self.executor, started)
 
@@ -166,9 +187,13 @@ class ModelService:
         finally:
             record_model_call(calls, op.name, self.version, started, time.time_ns(), error)
 
-    async def run(self, name: str, x: Tensor, *args: object) -> Outputs:
+    async def run(
+        self, name: str, x: Tensor, *args: object, finish: Finish | None = None
+    ) -> object:
         """Operation `name` on the rows of `x` for one request, batched with others when
-        batching is on; its outputs, each with the rows of `x`. Admission first: past
+        batching is on; its outputs, each with the rows of `x`, or `finish(outputs)` where
+        `finish` is given, run on the inference thread after the model call (post-processing
+        done there, batch by batch, not on the event loop). Admission first: past
         VAE_QUEUE_CAPACITY outstanding calls, a 503. Past the request's deadline
         (app.deadlines), a 504 without model work; if it passes while the call waits or
         runs, a 504 at the deadline, the call withdrawn from the queue."""
@@ -182,14 +207,17 @@ class ModelService:
         metrics.QUEUE_DEPTH.inc()
         try:
             batcher = self.batcher(op, args)
-            call = batcher.submit(x, traced) if batcher else self.run_alone(op, x, *args)
+            if batcher:
+                call = batcher.submit(x, traced, finish)
+            else:
+                call = self.run_alone(op, x, *args, finish=finish)
             if not batcher and traced is not None:
                 call = self.traced(op, call, (traced,))
             return await (call if deadline is None else deadlines.within(call, deadline))
         finally:
             self.outstanding -= 1
             metrics.QUEUE_DEPTH.dec()
-            if traced is not None:  # post-processing starts
+            if traced is not None:  # post-processing starts (or is done: a finish step)
                 traced.request.model_done_ns = time.time_ns()
 
     async def warm_up(self) -> None:

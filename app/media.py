@@ -16,6 +16,7 @@ from app.contract import ModelContract
 from app.errors import APIError
 from app.memory import BudgetExceeded, MemoryBudget
 from app.queries import OutputFormat
+from app.sampling import bernoulli_pixels
 from app.settings import Settings
 
 RAW_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp", "image/tiff"}
@@ -193,6 +194,25 @@ def wants_json(request: Request, fmt: OutputFormat | None) -> bool:
     return "application/json" in accept and "image/png" not in accept
 
 
+def image_body(
+    images: torch.Tensor, as_json: bool, scale: int = 1, columns: int | None = None, **extra
+) -> Response:
+    """PNG (one image, or a grid of several) or JSON with base64 PNGs and pixel arrays."""
+    pixels = images.numpy()
+    if as_json:
+        body = {
+            "count": len(pixels),
+            "images": imaging.png_base64(pixels, scale),
+            "pixels": imaging.channels_last(pixels),
+            **{k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in extra.items()},
+        }
+        json = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+        return Response(json, media_type="application/json")
+    headers = {"X-Seed": str(extra["seed"])} if extra.get("seed") is not None else None
+    png = imaging.images_png(pixels, scale, columns)
+    return Response(png, media_type="image/png", headers=headers)
+
+
 async def image_response(
     request: Request,
     images: torch.Tensor,
@@ -201,25 +221,39 @@ async def image_response(
     columns: int | None = None,
     **extra: object,
 ) -> Response:
-    """PNG (one image, or a grid of several) or JSON with base64 PNGs and pixel arrays.
+    """image_body(), here for a small output, else on the bounded decode threads, so the
+    event loop keeps answering (/healthz). Its size was bounded before the model ran
+    (app.limits.check_output)."""
+    inline = images[:, 0].numel() * scale**2 <= INLINE_ENCODE_PIXELS
+    body = partial(image_body, images, as_json, scale, columns, **extra)
+    return await run(request, inline, body)
 
-    Its size was bounded before the model ran (app.limits.check_output); a large one is
-    encoded on the bounded decode threads, so the event loop keeps answering (/healthz).
-    """
-    pixels = images.numpy()
-    inline = pixels[:, 0].size * scale**2 <= INLINE_ENCODE_PIXELS
-    if as_json:
-        body = {
-            "count": len(pixels),
-            "images": await run(request, inline, imaging.png_base64, pixels, scale),
-            "pixels": imaging.channels_last(pixels),
-            **{k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in extra.items()},
-        }
-        json = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
-        return Response(json, media_type="application/json")
-    headers = {"X-Seed": str(extra["seed"])} if extra.get("seed") is not None else None
-    png = await run(request, inline, imaging.images_png, pixels, scale, columns)
-    return Response(png, media_type="image/png", headers=headers)
+
+async def decoded_response(
+    request: Request,
+    model: "ModelService",
+    operation: str,
+    x: torch.Tensor,
+    as_json: bool,
+    scale: int = 1,
+    draw: torch.Generator | None = None,
+    columns: int | None = None,
+    **extra: object,
+) -> Response:
+    """The images of `operation` (decode, reconstruct) on `x` as the response, binary
+    pixels drawn from them with generator `draw` where given. A small output is drawn and
+    encoded on the inference thread, right after its batch's model call (the event loop
+    only parses, routes and writes); a larger one as image_response() does."""
+
+    def finish(outputs: tuple[torch.Tensor, ...]) -> Response:
+        images = outputs[0] if draw is None else bernoulli_pixels(outputs[0], draw)
+        return image_body(images, as_json, scale, columns, **extra)
+
+    if len(x) * model.contract.height * model.contract.width * scale**2 <= INLINE_ENCODE_PIXELS:
+        return await model.run(operation, x, finish=finish)
+    images = (await model.run(operation, x))[0]
+    images = images if draw is None else bernoulli_pixels(images, draw)
+    return await image_response(request, images, as_json, scale, columns, **extra)
 
 
 async def run(request: Request, inline: bool, function: Callable[..., T], *args: object) -> T:

@@ -1,6 +1,9 @@
 """Images in: encode to q(z|x), and reconstruct."""
 
+from functools import partial
+
 import orjson
+import torch
 from fastapi import APIRouter, Request, Response
 
 from app import limits
@@ -9,6 +12,7 @@ from app.imaging import channels_last
 from app.media import (
     IMAGE_BODY,
     decode_images,
+    decoded_response,
     image_response,
     read_images,
     read_uploads,
@@ -16,11 +20,12 @@ from app.media import (
     with_inputs,
 )
 from app.queries import InputParams, ReconstructParams
+from app.routes import DirectRoute
 from app.sampling import bernoulli_pixels, posterior_draw, seeded
 from app.schemas import ERROR_RESPONSES, EncodeResponse, ReconstructResponse, image_answers
 
 NUMPY = orjson.OPT_SERIALIZE_NUMPY
-router = APIRouter(tags=["images in"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["images in"], responses=ERROR_RESPONSES, route_class=DirectRoute)
 
 
 @router.post(
@@ -37,17 +42,26 @@ async def encode(request: Request, model: Model, query: InputParams) -> Response
     digit gets 422 `no_digit`. `include_input=true` adds `input`, the image the encoder saw.
     """
     x = await read_images(request, model)
-    mu, sigma, *kl = await model.run("encode", x)
+    # the JSON is made on the inference thread, right after the batch's model call
+    finish = partial(encoded_body, x, model.latent_dim, query.include_input)
+    return await model.run("encode", x, finish=finish)
+
+
+def encoded_body(
+    x: torch.Tensor, latent_dim: int, include_input: bool, outputs: tuple[torch.Tensor, ...]
+) -> Response:
+    """The encode outputs of images `x` as EncodeResponse JSON (a list for several)."""
+    mu, sigma, *kl = outputs
     results = [
         {
             "mu": mu[i].numpy(),
             "sigma": sigma[i].numpy(),
-            "latent_dim": model.latent_dim,
+            "latent_dim": latent_dim,
             "kl": kl[0][i].item() if kl else None,
         }
         for i in range(len(x))
     ]
-    results = with_inputs(results, x, query.include_input)
+    results = with_inputs(results, x, include_input)
     # Serialised straight from numpy (the hot path); the shape is EncodeResponse's.
     body = results[0] if len(results) == 1 else results
     return Response(orjson.dumps(body, option=NUMPY), media_type="application/json")
@@ -72,16 +86,20 @@ async def reconstruct(request: Request, model: Model, query: ReconstructParams) 
     as_json = wants_json(request, query.format)
     stochastic = query.draw == "z" or query.pixels == "bernoulli"
     generator, seed = seeded(query.seed) if stochastic else (None, None)
-    if query.draw == "mean" and not as_json:
-        images = (await model.run("reconstruct", x))[0]  # one model call
-    else:
-        mu, sigma, *_ = await model.run("encode", x)
-        z = posterior_draw(mu, sigma, generator) if query.draw == "z" else mu
-        images = (await model.run("decode", z))[0]
-    if query.pixels == "bernoulli":
-        images = bernoulli_pixels(images, generator)
+    draw = generator if query.pixels == "bernoulli" else None
+    if query.draw == "mean" and not as_json:  # one model call
+        return await decoded_response(
+            request, model, "reconstruct", x, False, query.scale, draw, seed=seed
+        )
+    mu, sigma, *_ = await model.run("encode", x)
+    z = posterior_draw(mu, sigma, generator) if query.draw == "z" else mu
     if not as_json:
-        return await image_response(request, images, False, query.scale, seed=seed)
+        return await decoded_response(
+            request, model, "decode", z, False, query.scale, draw, seed=seed
+        )
+    images = (await model.run("decode", z))[0]
+    if draw is not None:
+        images = bernoulli_pixels(images, draw)
     drawn = {"z": z} if query.draw == "z" else {}
     # mu and sigma are views of one (N, 2D) output: orjson needs contiguous arrays
     mu, sigma = mu.contiguous(), sigma.contiguous()

@@ -10,6 +10,7 @@ from app.errors import APIError, describe_errors
 from app.imaging import channels_last
 from app.media import (
     decode_images,
+    decoded_response,
     image_form,
     image_response,
     parsed_as_json,
@@ -17,7 +18,8 @@ from app.media import (
     wants_json,
 )
 from app.queries import DecodeParams, InterpolateParams, SampleParams
-from app.sampling import bernoulli_pixels, seeded
+from app.routes import DirectRoute
+from app.sampling import seeded
 from app.schemas import (
     SEED_HEADER,
     DecodeRequest,
@@ -28,7 +30,7 @@ from app.schemas import (
     image_answers,
 )
 
-router = APIRouter(tags=["images out"])
+router = APIRouter(tags=["images out"], route_class=DirectRoute)
 INTERPOLATE_BODY = TypeAdapter(InterpolateRequest | InterpolateDigitsRequest)
 
 
@@ -70,13 +72,11 @@ async def decode(
     limits.VECTORS.check(len(rows), model.settings)
     limits.check_output(len(rows), query.scale, model)
     z = latent_tensor(rows, model.latent_dim)
-    images = (await model.run("decode", z))[0]
-    seed = None
-    if query.pixels == "bernoulli":
-        generator, seed = seeded(query.seed)
-        images = bernoulli_pixels(images, generator)
+    generator, seed = seeded(query.seed) if query.pixels == "bernoulli" else (None, None)
     as_json = wants_json(request, query.format)
-    return await image_response(request, images, as_json, query.scale, seed=seed)
+    return await decoded_response(
+        request, model, "decode", z, as_json, query.scale, generator, seed=seed
+    )
 
 
 @router.get(
@@ -101,11 +101,11 @@ async def sample(request: Request, model: Model, query: SampleParams) -> Respons
         eps = torch.randn(*candidates, model.latent_dim, generator=generator)
         u = torch.rand(candidates, generator=generator)  # picks a mixture component
         z = (await model.run("class_latents", eps, digits, u, query.temperature))[0]
-    images = (await model.run("decode", z))[0]
-    if query.pixels == "bernoulli":
-        images = bernoulli_pixels(images, generator)
+    draw = generator if query.pixels == "bernoulli" else None
     as_json = wants_json(request, query.format)
-    return await image_response(request, images, as_json, query.scale, z=z, seed=seed)
+    return await decoded_response(
+        request, model, "decode", z, as_json, query.scale, draw, z=z, seed=seed
+    )
 
 
 @router.post(

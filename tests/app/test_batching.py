@@ -1,6 +1,7 @@
 """The micro-batcher: batches form under concurrency and results split back exactly."""
 
 import asyncio
+import threading
 
 import pytest
 import torch
@@ -147,3 +148,41 @@ def test_service_batched_results_equal_unbatched(make_client, batching):
     results = client.portal.call(concurrent)
     for (got,), want in zip(results, reference, strict=True):
         torch.testing.assert_close(got, want)
+
+
+def test_finish_steps_run_on_the_batchs_thread_with_errors_kept_apart():
+    """With `unbatches`, the runner does the split and each caller's finish step on its own
+    thread (app.inference: the inference thread), and one step's error is its caller's."""
+    threads: set[str] = set()
+
+    async def in_a_thread(x: torch.Tensor, split):
+        def call():
+            return split((x * 2,))
+
+        return await asyncio.to_thread(call)
+
+    def finish(outputs):
+        threads.add(threading.current_thread().name)
+        return outputs[0].sum().item()
+
+    def failing(outputs):
+        raise ValueError("this caller's own")
+
+    async def scenario():
+        batcher = MicroBatcher(in_a_thread, max_batch_size=64, unbatches=True)
+        batcher.start()
+        x = torch.ones(2, 3)
+        results = await asyncio.gather(
+            batcher.submit(x, finish=finish),
+            batcher.submit(x, finish=failing),
+            batcher.submit(x),
+            return_exceptions=True,
+        )
+        await batcher.stop()
+        return results
+
+    summed, error, plain = run(scenario())
+    assert summed == 12.0
+    assert isinstance(error, ValueError) and str(error) == "this caller's own"
+    torch.testing.assert_close(plain[0], torch.full((2, 3), 2.0))
+    assert threads and threading.main_thread().name not in threads

@@ -36,7 +36,7 @@ from PIL import Image, ImageDraw
 
 from model import artifact, dsprites, ood
 from model.data import load_mnist, split_train_val, to_unit
-from model.evaluate_heads import render_letters, strokes
+from model.evaluate_heads import plt, render_letters, strokes
 from model.heads import SCORE_OUTPUTS
 
 FONTS = Path("/usr/share/fonts/truetype")
@@ -238,6 +238,38 @@ def costs(module, x: torch.Tensor, k: int, fitted: dict, repeats: int = 3) -> di
     return {"vae_score_ms": base, "extra_ms": extra}
 
 
+SHOWN = (  # the sets drawn in the histogram, beside the test digits (noise, shuffled digits
+    # and sprites lie beyond 10^4, apart from every digit)
+    "letters (held-out fonts)",
+    "random strokes",
+    "digits rotated 90 deg",
+    "digits rotated 180 deg",
+    "blank-ish (faint short line)",
+)
+
+
+def plot_served(scores: dict, threshold: float, path: Path) -> None:
+    """Histograms of the served ood_score (as -ood_score, log axis) of the test digits and
+    some sets, through the upload path, with the `typical` threshold."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    bins = np.geomspace(1, 1e4, 100)
+    for i, name in enumerate(("MNIST test", *SHOWN)):
+        values = np.clip(-scores[name]["served"].numpy(), bins[0], bins[-1])
+        weights = np.full(len(values), 1 / len(values))
+        ax.hist(values, bins, weights=weights, histtype="step", lw=2.5 if i == 0 else 1.2,
+                label=name)  # fmt: skip
+    ax.axvline(-threshold, color="black", ls="--", lw=1, label="`typical` left of this line")
+    ax.set_xscale("log")
+    ax.set(
+        xlabel="-ood_score from POST /score (K=100; log scale): right = less like MNIST",
+        ylabel="share of the set",
+        title="The out-of-distribution score of test digits and generated sets",
+    )
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("model", help="an exported file with the score (vae-export)")
@@ -249,6 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rejection", type=float, default=0.01, help="of val digits (default 0.01)")
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR)")
     p.add_argument("--json", default=None, help="write the figures here too")
+    p.add_argument("--img", default="docs/img", help="the histogram goes here (default docs/img)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -300,6 +333,8 @@ def main(argv: list[str] | None = None) -> None:
         name: float((~s["typical"]).double().mean()) if s else None for name, s in scores.items()
     }
     cost = costs(module, test[:200], args.k, fitted)
+    Path(args.img).mkdir(parents=True, exist_ok=True)
+    plot_served(scores, module.typical_threshold.item(), Path(args.img) / "ood_score.png")
     result = {
         "command": " ".join(["python -m model.evaluate_ood", *(argv or sys.argv[1:])]),
         "minutes": round((time.perf_counter() - started) / 60, 1),

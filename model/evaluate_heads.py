@@ -202,21 +202,26 @@ def grade(
     return per_digit, diversity, rows
 
 
-def plot_histograms(test_scores: dict, ood_scores: dict, path: Path) -> None:
-    """Histograms of -log-likelihood (log axis: the sets span orders of magnitude)."""
+def plot_histograms(
+    sets: dict[str, np.ndarray],
+    bins: np.ndarray,
+    path: Path,
+    xlabel: str,
+    title: str,
+    line: tuple[float, str] | None = None,
+) -> None:
+    """Histograms of each set's values as shares of the set, the first drawn bold, on a log
+    axis (the sets span orders of magnitude); `line`: a dashed line (x, label)."""
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    bins = np.geomspace(20, 1e6, 120)
-    sets = {"MNIST test digits": test_scores, **ood_scores}
-    for i, (name, scores) in enumerate(sets.items()):
-        nll = np.clip(-scores["log_likelihood"], bins[0], bins[-1])
-        weights = np.full(len(nll), 1 / len(nll))
-        ax.hist(nll, bins, weights=weights, histtype="step", lw=2.5 if i == 0 else 1.2, label=name)
+    for i, (name, values) in enumerate(sets.items()):
+        values = np.clip(values, bins[0], bins[-1])
+        weights = np.full(len(values), 1 / len(values))
+        ax.hist(values, bins, weights=weights, histtype="step", lw=2.5 if i == 0 else 1.2,
+                label=name)  # fmt: skip
+    if line is not None:
+        ax.axvline(line[0], color="black", ls="--", lw=1, label=line[1])
     ax.set_xscale("log")
-    ax.set(
-        xlabel="-log-likelihood from POST /score (IWAE, K=100, nats; log scale)",
-        ylabel="share of the set",
-        title="MNIST test digits vs generated out-of-distribution sets",
-    )
+    ax.set(xlabel=xlabel, ylabel="share of the set", title=title)
     ax.legend(fontsize=8)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -283,7 +288,16 @@ def main(argv: list[str] | None = None) -> None:
         }
         for name, scores in ood_scores.items()
     }
-    plot_histograms(test_scores, ood_scores, img / "score_histogram.png")
+    plot_histograms(
+        {
+            name: -scores["log_likelihood"]
+            for name, scores in {"MNIST test digits": test_scores, **ood_scores}.items()
+        },
+        np.geomspace(20, 1e6, 120),
+        img / "score_histogram.png",
+        xlabel="-log-likelihood from POST /score (IWAE, K=100, nats; log scale)",
+        title="MNIST test digits vs generated out-of-distribution sets",
+    )
     save_image(
         image_grid(torch.cat([x[:10] for x in sets.values()]), 10),
         img / "ood_sets.png",

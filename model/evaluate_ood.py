@@ -36,7 +36,7 @@ from PIL import Image, ImageDraw
 
 from model import artifact, dsprites, ood
 from model.data import load_mnist, split_train_val, to_unit
-from model.evaluate_heads import plt, render_letters, strokes
+from model.evaluate_heads import plot_histograms, render_letters, strokes
 from model.heads import SCORE_OUTPUTS
 
 FONTS = Path("/usr/share/fonts/truetype")
@@ -251,23 +251,14 @@ SHOWN = (  # the sets drawn in the histogram, beside the test digits (noise, shu
 def plot_served(scores: dict, threshold: float, path: Path) -> None:
     """Histograms of the served ood_score (as -ood_score, log axis) of the test digits and
     some sets, through the upload path, with the `typical` threshold."""
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    bins = np.geomspace(1, 1e4, 100)
-    for i, name in enumerate(("MNIST test", *SHOWN)):
-        values = np.clip(-scores[name]["served"].numpy(), bins[0], bins[-1])
-        weights = np.full(len(values), 1 / len(values))
-        ax.hist(values, bins, weights=weights, histtype="step", lw=2.5 if i == 0 else 1.2,
-                label=name)  # fmt: skip
-    ax.axvline(-threshold, color="black", ls="--", lw=1, label="`typical` left of this line")
-    ax.set_xscale("log")
-    ax.set(
+    plot_histograms(
+        {name: -scores[name]["served"].numpy() for name in ("MNIST test", *SHOWN)},
+        np.geomspace(1, 1e4, 100),
+        path,
         xlabel="-ood_score from POST /score (K=100; log scale): right = less like MNIST",
-        ylabel="share of the set",
         title="The out-of-distribution score of test digits and generated sets",
+        line=(-threshold, "`typical` left of this line"),
     )
-    ax.legend(fontsize=8)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -175,7 +175,10 @@ def conditional_sampling(module, test_index: np.ndarray, img: Path, n: int = 500
         grader_accuracy = (grader(test.images).argmax(-1) == test.labels).float().mean().item()
     served, diversity, rows = grade(module, grader, test, n, 1.0, seed=0)
     alone, alone_diversity, _ = grade(module, grader, test, n, 1.0, seed=0, candidates=1)
-    names = dict(enumerate(dsprites.SHAPES))
+
+    def by_shape(per_class: dict) -> dict:  # grade's "0", "1", "2" -> the shapes' names
+        return {dsprites.SHAPES[int(c)]: value for c, value in per_class.items()}
+
     save_image(image_grid(torch.cat(rows), 10), img / "dsprites_shape_samples.png",
                "GET /sample?class=... (one row per shape: square, ellipse, heart)")  # fmt: skip
     return {
@@ -186,11 +189,11 @@ def conditional_sampling(module, test_index: np.ndarray, img: Path, n: int = 500
         "grader_accuracy_held_out": grader_accuracy,
         "candidates": module.class_candidates,
         "acceptance": module.class_acceptance.item(),
-        "accuracy_per_shape": {names[int(c)]: a for c, a in served.items()},
-        "diversity_per_shape": {names[int(c)]: a for c, a in diversity.items()},
+        "accuracy_per_shape": by_shape(served),
+        "diversity_per_shape": by_shape(diversity),
         "mixture_alone": {
-            "accuracy_per_shape": {names[int(c)]: a for c, a in alone.items()},
-            "diversity_per_shape": {names[int(c)]: a for c, a in alone_diversity.items()},
+            "accuracy_per_shape": by_shape(alone),
+            "diversity_per_shape": by_shape(alone_diversity),
         },
     }
 
